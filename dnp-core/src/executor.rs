@@ -9,7 +9,13 @@
 //!
 //! On resume, `planned` actions run; `sent` actions whose outcome was lost are sent again
 //! only when their kind is idempotent, else marked `indeterminate` for the user to check
-//! (a playlist insert is never repeated). `confirmed` and `failed` are final.
+//! (a playlist insert is never repeated). `confirmed`, `failed`, `indeterminate` and
+//! `cancelled` are final.
+//!
+//! When the provider stops a run (the connection needs re-authorization, or the service
+//! stays unavailable past the retry budget) the actions not yet sent stay `planned`: run
+//! the same batch id again to resume. A transient failure of a non-idempotent batch (a
+//! playlist insert that timed out) is not retried: its actions become `indeterminate`.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,7 +44,8 @@ pub enum ItemState {
     Failed,
     /// Sent before a crash, not idempotent, outcome unknown: check by hand.
     Indeterminate,
-    /// Not run: the batch was cancelled, or stopped early (needs re-authorization).
+    /// Not run: the user cancelled the batch. (A run the provider stopped, e.g. for
+    /// re-authorization, leaves its unsent actions `planned` instead.)
     Cancelled,
 }
 
@@ -246,8 +253,9 @@ impl<'a> Executor<'a> {
         let total = all.len() as u64;
         let mut calls = 0u64;
         let mut completion = Completion::Finished;
+        // Settled rows (including those just marked indeterminate) count as done.
         let mut done_so_far =
-            logged.iter().filter(|l| !matches!(l.state, ItemState::Planned | ItemState::Sent)).count() as u64;
+            logged.iter().filter(|l| l.state != ItemState::Planned && !resend.contains(&l.action.id)).count() as u64;
         for batch in &plan.batches {
             let pending: Vec<Action> = batch
                 .actions
@@ -258,12 +266,19 @@ impl<'a> Executor<'a> {
             if pending.is_empty() || batch.day > self.config.through_day {
                 continue;
             }
-            if completion != Completion::Finished || cancel.is_cancelled() {
-                if completion == Completion::Finished {
-                    completion = Completion::Cancelled;
+            if completion == Completion::Finished && cancel.is_cancelled() {
+                completion = Completion::Cancelled;
+            }
+            match completion {
+                Completion::Finished => {}
+                // The user asked to stop: what did not run is final.
+                Completion::Cancelled => {
+                    self.mark(batch_id, &pending, ItemState::Cancelled, None).await?;
+                    continue;
                 }
-                self.mark(batch_id, &pending, ItemState::Cancelled, None).await?;
-                continue;
+                // Stopped by the provider (re-authorization, outage): the rest stays
+                // `planned`, so running the same batch id again resumes it.
+                Completion::NeedsReauth | Completion::ProviderUnavailable => continue,
             }
             let sub = Batch { actions: pending, ..batch.clone() };
             self.mark(batch_id, &sub.actions, ItemState::Sent, None).await?;
@@ -309,9 +324,25 @@ impl<'a> Executor<'a> {
                     if completion == Completion::Finished {
                         // A permanent error for the whole batch: its actions failed.
                         self.mark(batch_id, &sub.actions, ItemState::Failed, Some(failure)).await?;
+                    } else if may_have_applied(&sub, &err) {
+                        // A non-idempotent call that failed in transit may have been
+                        // applied: never send it again, let the user check.
+                        let note = "the call failed in transit and may have been applied; check the playlist";
+                        let updates: Vec<StateUpdate> = sub
+                            .actions
+                            .iter()
+                            .map(|a| StateUpdate {
+                                action: a.id,
+                                state: ItemState::Indeterminate,
+                                failure: Some(failure.clone()),
+                                note: Some(note.into()),
+                            })
+                            .collect();
+                        self.log.update(batch_id, &updates).await?;
                     } else {
                         // Nothing was applied: leave them planned so a resume sends them.
                         self.mark(batch_id, &sub.actions, ItemState::Planned, None).await?;
+                        continue;
                     }
                 }
             }
@@ -377,6 +408,7 @@ impl<'a> Executor<'a> {
                 Err(err) => {
                     let wait = match err.retry() {
                         Retry::Never => return Err(err),
+                        _ if may_have_applied(batch, &err) => return Err(err),
                         _ if attempt >= self.config.max_batch_retries => return Err(err),
                         Retry::After(d) => d,
                         Retry::Backoff => self.config.retry_base.saturating_mul(1 << attempt.min(10)),
@@ -391,6 +423,13 @@ impl<'a> Executor<'a> {
             }
         }
     }
+}
+
+/// Whether a failed call of `batch` may have been applied all the same: a transient
+/// failure (timeout, reset connection, 5xx) of a non-idempotent kind. Rate limits, an open
+/// breaker and refused credentials mean the call was not carried out.
+fn may_have_applied(batch: &Batch, err: &ProviderError) -> bool {
+    !batch.kind.is_idempotent() && matches!(err, ProviderError::Transient { .. })
 }
 
 /// The confirmed actions of a logged batch, ready for [`rollback_plan`](crate::rollback_plan).

@@ -12,10 +12,10 @@ use crate::policy::EnforcementPolicy;
 ///
 /// # Errors
 /// [`InputError::Json`] with the field path (`liked_tracks[3].track.artists[0].role`), the
-/// line and column, and serde's message.
+/// line and column, and serde's message; text after the document is an error too (path `.`).
 pub fn from_json<T: DeserializeOwned>(document: &'static str, json: &str) -> Result<T, InputError> {
-    let de = &mut serde_json::Deserializer::from_str(json);
-    serde_path_to_error::deserialize(de).map_err(|err| {
+    let mut de = serde_json::Deserializer::from_str(json);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
         let path = err.path().to_string();
         let inner = err.into_inner();
         InputError::Json {
@@ -25,7 +25,16 @@ pub fn from_json<T: DeserializeOwned>(document: &'static str, json: &str) -> Res
             column: inner.column(),
             message: strip_position(&inner.to_string()),
         }
-    })
+    })?;
+    // Anything but whitespace after the document is an error, not silently ignored.
+    de.end().map_err(|inner| InputError::Json {
+        document,
+        path: ".".to_owned(),
+        line: inner.line(),
+        column: inner.column(),
+        message: strip_position(&inner.to_string()),
+    })?;
+    Ok(value)
 }
 
 /// Parses a library snapshot.

@@ -408,7 +408,8 @@ impl Matcher<'_> {
             if credit.id.is_none()
                 && let Some(&i) = self.blocked.by_any_name.get(&name)
             {
-                return Some(self.reason(i, MatchKind::CreditName, &credit.name));
+                let kind = if album_artist { MatchKind::AlbumArtist } else { MatchKind::CreditName };
+                return Some(self.reason(i, kind, &credit.name));
             }
             if self.strictness == Strictness::Aggressive
                 && let Some(&i) = self.blocked.by_any_name.get(&name)
