@@ -1,0 +1,707 @@
+//! [`SqlJobQueue`]: the job queue in one SQL table, on SQLite or PostgreSQL.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use dnp_core::{Backoff, Heartbeat, Job, JobId, JobProgress, JobQueue, Lease, NewJob, QueueDepth, StoreError, UserId};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{Row, SqlSafeStr};
+use uuid::Uuid;
+
+use crate::SqlPool;
+use crate::record::{LEASE_EXPIRED_ON_LAST_ATTEMPT, RawJob, corrupt, dur_us, jitter, now_us, parse_status, to_us};
+
+/// The table that records which of this crate's migrations ran. Its own table, so the
+/// queue's migrations never collide with those of the vault or the server in the same
+/// database.
+pub const MIGRATIONS_TABLE: &str = "_dnp_queue_migrations";
+
+/// A [`JobQueue`] in the table `dnp_jobs` of a SQLite or PostgreSQL database.
+///
+/// See the [crate documentation](crate#the-sql-backend) for the table, its indexes and
+/// how reservation stays exactly-once. Create the table with [`migrate`](Self::migrate).
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use dnp_core::{JobQueue, NewJob};
+/// use dnp_queue::SqlJobQueue;
+///
+/// let pool = sqlx::SqlitePool::connect("sqlite://dnp.db?mode=rwc").await?;
+/// let queue = SqlJobQueue::sqlite(pool);
+/// queue.migrate().await?;
+/// queue.enqueue(NewJob::new("library_scan", serde_json::json!({"connection": "c1"}))).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct SqlJobQueue {
+    pool: SqlPool,
+    backoff: Backoff,
+}
+
+// ---------------------------------------------------------------------------------------
+// SQL text. Times are BIGINT microseconds since the Unix epoch in both databases.
+
+#[cfg(feature = "sqlite")]
+const SQLITE_SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS dnp_jobs (
+    id               TEXT    PRIMARY KEY NOT NULL,
+    kind             TEXT    NOT NULL,
+    payload          TEXT    NOT NULL,
+    owner            TEXT,
+    status           TEXT    NOT NULL CHECK (status IN ('queued', 'running', 'succeeded', 'dead', 'cancelled')),
+    priority         INTEGER NOT NULL,
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    max_attempts     INTEGER NOT NULL,
+    run_at_us        INTEGER NOT NULL,
+    idempotency_key  TEXT    UNIQUE,
+    progress_done    INTEGER,
+    progress_total   INTEGER,
+    progress_message TEXT,
+    last_error       TEXT,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    worker           TEXT,
+    lease_token      TEXT,
+    lease_expires_us INTEGER,
+    created_us       INTEGER NOT NULL,
+    updated_us       INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS dnp_jobs_owner_created ON dnp_jobs (owner, created_us, id);
+CREATE INDEX IF NOT EXISTS dnp_jobs_ready ON dnp_jobs (priority DESC, run_at_us, created_us) WHERE status = 'queued';
+CREATE INDEX IF NOT EXISTS dnp_jobs_leased ON dnp_jobs (lease_expires_us) WHERE status = 'running';
+CREATE INDEX IF NOT EXISTS dnp_jobs_status_kind ON dnp_jobs (status, kind);
+CREATE INDEX IF NOT EXISTS dnp_jobs_finished ON dnp_jobs (updated_us) WHERE status IN ('succeeded', 'dead', 'cancelled');
+"#;
+
+#[cfg(feature = "postgres")]
+const POSTGRES_SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS dnp_jobs (
+    id               UUID    PRIMARY KEY,
+    kind             TEXT    NOT NULL,
+    payload          JSONB   NOT NULL,
+    owner            UUID,
+    status           TEXT    NOT NULL CHECK (status IN ('queued', 'running', 'succeeded', 'dead', 'cancelled')),
+    priority         BIGINT  NOT NULL,
+    attempts         BIGINT  NOT NULL DEFAULT 0,
+    max_attempts     BIGINT  NOT NULL,
+    run_at_us        BIGINT  NOT NULL,
+    idempotency_key  TEXT    UNIQUE,
+    progress_done    BIGINT,
+    progress_total   BIGINT,
+    progress_message TEXT,
+    last_error       TEXT,
+    cancel_requested BOOLEAN NOT NULL DEFAULT FALSE,
+    worker           TEXT,
+    lease_token      UUID,
+    lease_expires_us BIGINT,
+    created_us       BIGINT  NOT NULL,
+    updated_us       BIGINT  NOT NULL
+);
+CREATE INDEX IF NOT EXISTS dnp_jobs_owner_created ON dnp_jobs (owner, created_us, id);
+CREATE INDEX IF NOT EXISTS dnp_jobs_ready ON dnp_jobs (priority DESC, run_at_us, created_us) WHERE status = 'queued';
+CREATE INDEX IF NOT EXISTS dnp_jobs_leased ON dnp_jobs (lease_expires_us) WHERE status = 'running';
+CREATE INDEX IF NOT EXISTS dnp_jobs_status_kind ON dnp_jobs (status, kind);
+CREATE INDEX IF NOT EXISTS dnp_jobs_finished ON dnp_jobs (updated_us) WHERE status IN ('succeeded', 'dead', 'cancelled');
+"#;
+
+/// The columns [`raw_from_row`] reads, in order.
+macro_rules! sqlite_cols {
+    () => {
+        "id, kind, payload, owner, status, priority, attempts, max_attempts, run_at_us, idempotency_key, \
+         progress_done, progress_total, progress_message, last_error, cancel_requested, worker, \
+         lease_expires_us, created_us, updated_us"
+    };
+}
+
+macro_rules! pg_cols {
+    () => {
+        "j.id::text, j.kind, j.payload::text, j.owner::text, j.status, j.priority, j.attempts, j.max_attempts, \
+         j.run_at_us, j.idempotency_key, j.progress_done, j.progress_total, j.progress_message, j.last_error, \
+         j.cancel_requested, j.worker, j.lease_expires_us, j.created_us, j.updated_us"
+    };
+}
+
+macro_rules! sqlite_list_sql {
+    () => {
+        concat!(
+            "SELECT ",
+            sqlite_cols!(),
+            " FROM dnp_jobs WHERE owner = $1 AND created_us < $2 ORDER BY created_us DESC, id DESC LIMIT $3"
+        )
+    };
+}
+
+macro_rules! pg_list_sql {
+    () => {
+        concat!(
+            "SELECT ",
+            pg_cols!(),
+            " FROM dnp_jobs j WHERE j.owner = $1::uuid AND j.created_us < $2 ORDER BY j.created_us DESC, j.id DESC LIMIT $3"
+        )
+    };
+}
+
+struct Sql {
+    #[cfg(feature = "sqlite")]
+    sqlite: &'static str,
+    #[cfg(feature = "postgres")]
+    postgres: &'static str,
+}
+
+const INSERT: Sql = Sql {
+    #[cfg(feature = "sqlite")]
+    sqlite: concat!(
+        "INSERT INTO dnp_jobs (id, kind, payload, owner, status, priority, attempts, max_attempts, run_at_us, \
+         idempotency_key, cancel_requested, created_us, updated_us) \
+         VALUES ($1, $2, $3, $4, 'queued', $5, 0, $6, $7, $8, 0, $9, $9) \
+         ON CONFLICT (idempotency_key) DO NOTHING RETURNING ",
+        sqlite_cols!()
+    ),
+    #[cfg(feature = "postgres")]
+    postgres: concat!(
+        "INSERT INTO dnp_jobs AS j (id, kind, payload, owner, status, priority, attempts, max_attempts, run_at_us, \
+         idempotency_key, cancel_requested, created_us, updated_us) \
+         VALUES ($1::uuid, $2, $3::jsonb, $4::uuid, 'queued', $5, 0, $6, $7, $8, FALSE, $9, $9) \
+         ON CONFLICT (idempotency_key) DO NOTHING RETURNING ",
+        pg_cols!()
+    ),
+};
+
+const BY_KEY: Sql = Sql {
+    #[cfg(feature = "sqlite")]
+    sqlite: concat!("SELECT ", sqlite_cols!(), " FROM dnp_jobs WHERE idempotency_key = $1"),
+    #[cfg(feature = "postgres")]
+    postgres: concat!("SELECT ", pg_cols!(), " FROM dnp_jobs j WHERE j.idempotency_key = $1"),
+};
+
+const GET: Sql = Sql {
+    #[cfg(feature = "sqlite")]
+    sqlite: concat!("SELECT ", sqlite_cols!(), " FROM dnp_jobs WHERE id = $1"),
+    #[cfg(feature = "postgres")]
+    postgres: concat!("SELECT ", pg_cols!(), " FROM dnp_jobs j WHERE j.id = $1::uuid"),
+};
+
+/// On SQLite a writing statement takes the database's write lock before it reads, so
+/// this one UPDATE picks and leases its job atomically. Binds: $1 now, $2 worker,
+/// $3 token, $4 lease expiry.
+const RESERVE: Sql = Sql {
+    #[cfg(feature = "sqlite")]
+    sqlite: concat!(
+        "UPDATE dnp_jobs SET status = 'running', attempts = attempts + 1, worker = $2, lease_token = $3, \
+         lease_expires_us = $4, updated_us = $1 \
+         WHERE id = (SELECT id FROM ( \
+             SELECT * FROM (SELECT id, priority, run_at_us, created_us FROM dnp_jobs \
+                 WHERE status = 'queued' AND run_at_us <= $1 \
+                 ORDER BY priority DESC, run_at_us, created_us LIMIT 1) \
+             UNION ALL \
+             SELECT * FROM (SELECT id, priority, run_at_us, created_us FROM dnp_jobs \
+                 WHERE status = 'running' AND lease_expires_us <= $1 AND attempts < max_attempts \
+                 ORDER BY priority DESC, run_at_us, created_us LIMIT 1) \
+           ) ORDER BY priority DESC, run_at_us, created_us LIMIT 1) \
+         AND (status = 'queued' OR (status = 'running' AND lease_expires_us <= $1)) \
+         RETURNING ",
+        sqlite_cols!()
+    ),
+    #[cfg(feature = "postgres")]
+    postgres: concat!(
+        "WITH lost AS ( \
+             UPDATE dnp_jobs SET status = 'dead', last_error = $5, worker = NULL, lease_token = NULL, \
+                 lease_expires_us = NULL, updated_us = $1 \
+             WHERE status = 'running' AND lease_expires_us <= $1 AND attempts >= max_attempts \
+             RETURNING id), \
+         q AS (SELECT id, priority, run_at_us, created_us FROM dnp_jobs \
+             WHERE status = 'queued' AND run_at_us <= $1 \
+             ORDER BY priority DESC, run_at_us, created_us LIMIT 1 FOR UPDATE SKIP LOCKED), \
+         e AS (SELECT id, priority, run_at_us, created_us FROM dnp_jobs \
+             WHERE status = 'running' AND lease_expires_us <= $1 AND attempts < max_attempts \
+             ORDER BY priority DESC, run_at_us, created_us LIMIT 1 FOR UPDATE SKIP LOCKED), \
+         c AS (SELECT id FROM (SELECT * FROM q UNION ALL SELECT * FROM e) u \
+             ORDER BY priority DESC, run_at_us, created_us LIMIT 1) \
+         UPDATE dnp_jobs j SET status = 'running', attempts = j.attempts + 1, worker = $2, lease_token = $3::uuid, \
+             lease_expires_us = $4, updated_us = $1 \
+         FROM c WHERE j.id = c.id \
+         RETURNING ",
+        pg_cols!()
+    ),
+};
+
+/// SQLite's half of the `lost` step of [`RESERVE`] (PostgreSQL does it in the same
+/// statement). Binds: $1 now, $5 message (numbered to match).
+#[cfg(feature = "sqlite")]
+const SQLITE_BURY_LOST: &str = "UPDATE dnp_jobs SET status = 'dead', last_error = $2, worker = NULL, \
+     lease_token = NULL, lease_expires_us = NULL, updated_us = $1 \
+     WHERE status = 'running' AND lease_expires_us <= $1 AND attempts >= max_attempts";
+
+/// Binds: $1 new expiry, $2 now, $3 id, $4 token.
+const HEARTBEAT: Sql = Sql {
+    #[cfg(feature = "sqlite")]
+    sqlite: "UPDATE dnp_jobs SET lease_expires_us = $1, updated_us = $2 \
+             WHERE id = $3 AND lease_token = $4 AND status = 'running' RETURNING cancel_requested",
+    #[cfg(feature = "postgres")]
+    postgres: "UPDATE dnp_jobs SET lease_expires_us = $1, updated_us = $2 \
+               WHERE id = $3::uuid AND lease_token = $4::uuid AND status = 'running' RETURNING cancel_requested",
+};
+
+/// Binds: $1 done, $2 total, $3 message, $4 now, $5 id, $6 token.
+const PROGRESS: Sql = Sql {
+    #[cfg(feature = "sqlite")]
+    sqlite: "UPDATE dnp_jobs SET progress_done = $1, progress_total = $2, progress_message = $3, updated_us = $4 \
+             WHERE id = $5 AND lease_token = $6 AND status = 'running'",
+    #[cfg(feature = "postgres")]
+    postgres: "UPDATE dnp_jobs SET progress_done = $1, progress_total = $2, progress_message = $3, updated_us = $4 \
+               WHERE id = $5::uuid AND lease_token = $6::uuid AND status = 'running'",
+};
+
+/// Binds: $1 final status, $2 now, $3 id, $4 token.
+const FINISH: Sql = Sql {
+    #[cfg(feature = "sqlite")]
+    sqlite: "UPDATE dnp_jobs SET status = $1, lease_token = NULL, lease_expires_us = NULL, updated_us = $2 \
+             WHERE id = $3 AND lease_token = $4 AND status = 'running'",
+    #[cfg(feature = "postgres")]
+    postgres: "UPDATE dnp_jobs SET status = $1, lease_token = NULL, lease_expires_us = NULL, updated_us = $2 \
+               WHERE id = $3::uuid AND lease_token = $4::uuid AND status = 'running'",
+};
+
+/// Binds: $1 retryable, $2 next run, $3 error, $4 now, $5 id, $6 token.
+const FAIL: Sql = Sql {
+    #[cfg(feature = "sqlite")]
+    sqlite: concat!(
+        "UPDATE dnp_jobs SET \
+           status = CASE WHEN $1 AND attempts < max_attempts AND NOT cancel_requested THEN 'queued' ELSE 'dead' END, \
+           run_at_us = CASE WHEN $1 AND attempts < max_attempts AND NOT cancel_requested THEN $2 ELSE run_at_us END, \
+           last_error = $3, worker = NULL, lease_token = NULL, lease_expires_us = NULL, updated_us = $4 \
+         WHERE id = $5 AND lease_token = $6 AND status = 'running' RETURNING ",
+        sqlite_cols!()
+    ),
+    #[cfg(feature = "postgres")]
+    postgres: concat!(
+        "UPDATE dnp_jobs j SET \
+           status = CASE WHEN $1 AND j.attempts < j.max_attempts AND NOT j.cancel_requested THEN 'queued' ELSE 'dead' END, \
+           run_at_us = CASE WHEN $1 AND j.attempts < j.max_attempts AND NOT j.cancel_requested THEN $2 ELSE j.run_at_us END, \
+           last_error = $3, worker = NULL, lease_token = NULL, lease_expires_us = NULL, updated_us = $4 \
+         WHERE j.id = $5::uuid AND j.lease_token = $6::uuid AND j.status = 'running' RETURNING ",
+        pg_cols!()
+    ),
+};
+
+/// Binds: $1 now, $2 id.
+const CANCEL: Sql = Sql {
+    #[cfg(feature = "sqlite")]
+    sqlite: concat!(
+        "UPDATE dnp_jobs SET \
+           status = CASE WHEN status = 'queued' THEN 'cancelled' ELSE status END, \
+           cancel_requested = CASE WHEN status = 'running' THEN 1 ELSE cancel_requested END, \
+           updated_us = CASE WHEN status IN ('queued', 'running') THEN $1 ELSE updated_us END \
+         WHERE id = $2 RETURNING ",
+        sqlite_cols!()
+    ),
+    #[cfg(feature = "postgres")]
+    postgres: concat!(
+        "UPDATE dnp_jobs j SET \
+           status = CASE WHEN j.status = 'queued' THEN 'cancelled' ELSE j.status END, \
+           cancel_requested = CASE WHEN j.status = 'running' THEN TRUE ELSE j.cancel_requested END, \
+           updated_us = CASE WHEN j.status IN ('queued', 'running') THEN $1 ELSE j.updated_us END \
+         WHERE j.id = $2::uuid RETURNING ",
+        pg_cols!()
+    ),
+};
+
+/// Binds: $1 owner, $2 before (exclusive), $3 limit.
+const LIST: Sql = Sql {
+    #[cfg(feature = "sqlite")]
+    sqlite: sqlite_list_sql!(),
+    #[cfg(feature = "postgres")]
+    postgres: pg_list_sql!(),
+};
+
+const EXPLAIN_LIST: Sql = Sql {
+    #[cfg(feature = "sqlite")]
+    sqlite: concat!("EXPLAIN QUERY PLAN ", sqlite_list_sql!()),
+    #[cfg(feature = "postgres")]
+    postgres: concat!("EXPLAIN ", pg_list_sql!()),
+};
+
+const DEPTH: Sql = Sql {
+    #[cfg(feature = "sqlite")]
+    sqlite: "SELECT kind, status, COUNT(*) FROM dnp_jobs WHERE status IN ('queued', 'running') \
+             GROUP BY kind, status ORDER BY kind",
+    #[cfg(feature = "postgres")]
+    postgres: "SELECT kind, status, COUNT(*) FROM dnp_jobs WHERE status IN ('queued', 'running') \
+               GROUP BY kind, status ORDER BY kind",
+};
+
+/// Binds: $1 cutoff, $2 batch size.
+const CLEANUP: Sql = Sql {
+    #[cfg(feature = "sqlite")]
+    sqlite: "DELETE FROM dnp_jobs WHERE id IN (SELECT id FROM dnp_jobs \
+             WHERE status IN ('succeeded', 'dead', 'cancelled') AND updated_us < $1 LIMIT $2)",
+    #[cfg(feature = "postgres")]
+    postgres: "DELETE FROM dnp_jobs WHERE id IN (SELECT id FROM dnp_jobs \
+               WHERE status IN ('succeeded', 'dead', 'cancelled') AND updated_us < $1 LIMIT $2)",
+};
+
+// ---------------------------------------------------------------------------------------
+
+/// Builds `$sql` for the pool's database, binds `$b…`, and evaluates `$body` with the
+/// query as `$q` and the pool as `$p`. Each arm is compiled for its own database.
+macro_rules! with_query {
+    ($pool:expr, $sql:expr, [$($b:expr),* $(,)?], |$q:ident, $p:ident| $body:expr) => {
+        match $pool {
+            #[cfg(feature = "sqlite")]
+            SqlPool::Sqlite($p) => {
+                let $q = sqlx::query($sql.sqlite)$(.bind($b))*;
+                $body
+            }
+            #[cfg(feature = "postgres")]
+            SqlPool::Postgres($p) => {
+                let $q = sqlx::query($sql.postgres)$(.bind($b))*;
+                $body
+            }
+        }
+    };
+}
+
+fn be(e: sqlx::Error) -> StoreError {
+    StoreError::backend(e)
+}
+
+/// Reads the columns of `sqlite_cols!` / `pg_cols!` in order.
+fn raw_from_row<'r, R>(row: &'r R) -> Result<RawJob, StoreError>
+where
+    R: Row,
+    usize: sqlx::ColumnIndex<R>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    bool: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(RawJob {
+        id: row.try_get(0).map_err(be)?,
+        kind: row.try_get(1).map_err(be)?,
+        payload: row.try_get(2).map_err(be)?,
+        owner: row.try_get(3).map_err(be)?,
+        status: row.try_get(4).map_err(be)?,
+        priority: row.try_get(5).map_err(be)?,
+        attempts: row.try_get(6).map_err(be)?,
+        max_attempts: row.try_get(7).map_err(be)?,
+        run_at_us: row.try_get(8).map_err(be)?,
+        idempotency_key: row.try_get(9).map_err(be)?,
+        progress_done: row.try_get(10).map_err(be)?,
+        progress_total: row.try_get(11).map_err(be)?,
+        progress_message: row.try_get(12).map_err(be)?,
+        last_error: row.try_get(13).map_err(be)?,
+        cancel_requested: row.try_get(14).map_err(be)?,
+        worker: row.try_get(15).map_err(be)?,
+        lease_expires_us: row.try_get(16).map_err(be)?,
+        created_us: row.try_get(17).map_err(be)?,
+        updated_us: row.try_get(18).map_err(be)?,
+    })
+}
+
+fn u64_to_i64(field: &str, v: u64) -> Result<i64, StoreError> {
+    i64::try_from(v).map_err(|_| {
+        StoreError::Input(dnp_core::InputError::Invalid {
+            field: field.to_owned(),
+            message: format!("{v} is larger than {}", i64::MAX),
+        })
+    })
+}
+
+impl SqlJobQueue {
+    /// A queue over `pool` (either database), with the default [`Backoff`].
+    pub fn new(pool: impl Into<SqlPool>) -> Self {
+        Self { pool: pool.into(), backoff: Backoff::default() }
+    }
+
+    /// A queue over a SQLite pool. Open the pool in WAL mode with a busy timeout (sqlx's
+    /// default is 5 s) so that workers wait for the write lock instead of failing.
+    #[cfg(feature = "sqlite")]
+    pub fn sqlite(pool: sqlx::SqlitePool) -> Self {
+        Self::new(pool)
+    }
+
+    /// A queue over a PostgreSQL pool.
+    #[cfg(feature = "postgres")]
+    pub fn postgres(pool: sqlx::PgPool) -> Self {
+        Self::new(pool)
+    }
+
+    /// Uses `backoff` as the retry schedule of [`JobQueue::fail`].
+    pub fn with_backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// The pool.
+    pub fn pool(&self) -> &SqlPool {
+        &self.pool
+    }
+
+    fn migrator(schema: &'static str) -> Migrator {
+        let mut migrator = Migrator::with_migrations(vec![Migration::new(
+            1,
+            Cow::Borrowed("dnp-queue: the dnp_jobs table and its indexes"),
+            MigrationType::Simple,
+            schema.into_sql_str(),
+            false,
+        )]);
+        migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
+        // Other crates' migrations live in other tables; never complain about them.
+        migrator.set_ignore_missing(true);
+        migrator
+    }
+
+    /// Creates or upgrades the queue's table and indexes. Idempotent; safe to run from
+    /// several processes at once (sqlx takes a lock on PostgreSQL; SQLite serializes writers).
+    /// The migrations are recorded in their own table, [`MIGRATIONS_TABLE`].
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the database refuses the DDL or a recorded migration
+    /// of this crate was changed.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match &self.pool {
+            #[cfg(feature = "sqlite")]
+            SqlPool::Sqlite(p) => Self::migrator(SQLITE_SCHEMA).run(p).await.map_err(StoreError::backend),
+            #[cfg(feature = "postgres")]
+            SqlPool::Postgres(p) => Self::migrator(POSTGRES_SCHEMA).run(p).await.map_err(StoreError::backend),
+        }
+    }
+
+    /// The query plan the database would use for [`list_by_owner`](JobQueue::list_by_owner),
+    /// one line per plan step (`EXPLAIN QUERY PLAN` on SQLite, `EXPLAIN` on PostgreSQL): for
+    /// operators and tests checking that the listing reads the `dnp_jobs_owner_created` index.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the database fails.
+    pub async fn explain_list_by_owner(&self, owner: UserId, limit: u32) -> Result<String, StoreError> {
+        let owner = owner.to_string();
+        let lines: Vec<String> = with_query!(&self.pool, EXPLAIN_LIST, [owner, i64::MAX, i64::from(limit)], |q, p| {
+            let rows = q.fetch_all(p).await.map_err(be)?;
+            let mut lines = Vec::with_capacity(rows.len());
+            for row in &rows {
+                // SQLite: id, parent, notused, detail; PostgreSQL: one text column.
+                lines.push(row.try_get::<String, _>(row.len() - 1).map_err(be)?);
+            }
+            lines
+        });
+        Ok(lines.join("\n"))
+    }
+
+    /// Deletes finished jobs (succeeded, dead, cancelled) last changed before `older_than`,
+    /// `batch` rows per statement so that no statement holds locks for long. Returns how
+    /// many were deleted. Idempotency keys of deleted jobs may be used again.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the database fails (jobs deleted before it stay deleted).
+    pub async fn cleanup(&self, older_than: DateTime<Utc>, batch: u32) -> Result<u64, StoreError> {
+        let cutoff = to_us(older_than);
+        let batch = i64::from(batch.max(1));
+        let mut total = 0;
+        loop {
+            let n = with_query!(&self.pool, CLEANUP, [cutoff, batch], |q, p| {
+                q.execute(p).await.map_err(be)?.rows_affected()
+            });
+            total += n;
+            if n == 0 {
+                return Ok(total);
+            }
+        }
+    }
+
+    async fn fetch_job(&self, sql: Sql, id: String) -> Result<Option<Job>, StoreError> {
+        let raw = with_query!(&self.pool, sql, [id], |q, p| {
+            q.fetch_optional(p).await.map_err(be)?.map(|r| raw_from_row(&r)).transpose()?
+        });
+        raw.map(RawJob::into_job).transpose()
+    }
+
+    async fn finish(&self, lease: &Lease, status: &'static str) -> Result<(), StoreError> {
+        let (id, token) = (lease.job.id.to_string(), lease.token.to_string());
+        let n = with_query!(&self.pool, FINISH, [status, now_us(), &id, &token], |q, p| {
+            q.execute(p).await.map_err(be)?.rows_affected()
+        });
+        if n == 1 { Ok(()) } else { Err(StoreError::LeaseLost { job: lease.job.id }) }
+    }
+}
+
+#[async_trait]
+impl JobQueue for SqlJobQueue {
+    async fn enqueue(&self, new: NewJob) -> Result<Job, StoreError> {
+        let payload = serde_json::to_string(&new.payload).map_err(|e| corrupt(format!("payload: {e}")))?;
+        let owner = new.owner.map(|o| o.to_string());
+        let max_attempts = i64::from(new.max_attempts.max(1));
+        let priority = i64::from(new.priority);
+        // A deleted job (cleanup) can free its key between the insert and the lookup:
+        // try again a few times before calling it a conflict.
+        for _ in 0..3 {
+            let now = now_us();
+            let run_at = new.run_at.map_or(now, to_us);
+            let id = JobId::new_random().to_string();
+            let inserted = with_query!(
+                &self.pool,
+                INSERT,
+                [&id, &new.kind, &payload, &owner, priority, max_attempts, run_at, &new.idempotency_key, now],
+                |q, p| q.fetch_optional(p).await.map_err(be)?.map(|r| raw_from_row(&r)).transpose()?
+            );
+            if let Some(raw) = inserted {
+                return raw.into_job();
+            }
+            let Some(key) = &new.idempotency_key else {
+                return Err(StoreError::Conflict { what: format!("job id {id} already exists") });
+            };
+            if let Some(job) = self.fetch_job(BY_KEY, key.clone()).await? {
+                return Ok(job);
+            }
+        }
+        Err(StoreError::Conflict { what: "idempotency key kept changing hands".to_owned() })
+    }
+
+    async fn reserve(&self, worker: &str, lease_for: Duration) -> Result<Option<Lease>, StoreError> {
+        let now = now_us();
+        let token = Uuid::new_v4();
+        let expires = now.saturating_add(dur_us(lease_for));
+        let token_s = token.to_string();
+        let raw = match &self.pool {
+            #[cfg(feature = "sqlite")]
+            SqlPool::Sqlite(p) => {
+                sqlx::query(SQLITE_BURY_LOST)
+                    .bind(now)
+                    .bind(LEASE_EXPIRED_ON_LAST_ATTEMPT)
+                    .execute(p)
+                    .await
+                    .map_err(be)?;
+                let row = sqlx::query(RESERVE.sqlite)
+                    .bind(now)
+                    .bind(worker)
+                    .bind(&token_s)
+                    .bind(expires)
+                    .fetch_optional(p)
+                    .await
+                    .map_err(be)?;
+                row.map(|r| raw_from_row(&r)).transpose()?
+            }
+            #[cfg(feature = "postgres")]
+            SqlPool::Postgres(p) => {
+                let row = sqlx::query(RESERVE.postgres)
+                    .bind(now)
+                    .bind(worker)
+                    .bind(&token_s)
+                    .bind(expires)
+                    .bind(LEASE_EXPIRED_ON_LAST_ATTEMPT)
+                    .fetch_optional(p)
+                    .await
+                    .map_err(be)?;
+                row.map(|r| raw_from_row(&r)).transpose()?
+            }
+        };
+        match raw {
+            Some(raw) => Ok(Some(Lease { job: raw.into_job()?, token })),
+            None => Ok(None),
+        }
+    }
+
+    async fn heartbeat(&self, lease: &Lease, extend: Duration) -> Result<Heartbeat, StoreError> {
+        let now = now_us();
+        let (id, token) = (lease.job.id.to_string(), lease.token.to_string());
+        let cancel: Option<bool> =
+            with_query!(&self.pool, HEARTBEAT, [now.saturating_add(dur_us(extend)), now, &id, &token], |q, p| {
+                match q.fetch_optional(p).await.map_err(be)? {
+                    Some(row) => Some(row.try_get::<bool, _>(0).map_err(be)?),
+                    None => None,
+                }
+            });
+        match cancel {
+            Some(true) => Ok(Heartbeat::CancelRequested),
+            Some(false) => Ok(Heartbeat::Continue),
+            None => Err(StoreError::LeaseLost { job: lease.job.id }),
+        }
+    }
+
+    async fn progress(&self, lease: &Lease, progress: JobProgress) -> Result<(), StoreError> {
+        let done = u64_to_i64("progress.done", progress.done)?;
+        let total = progress.total.map(|t| u64_to_i64("progress.total", t)).transpose()?;
+        let (id, token) = (lease.job.id.to_string(), lease.token.to_string());
+        let n = with_query!(&self.pool, PROGRESS, [done, total, &progress.message, now_us(), &id, &token], |q, p| {
+            q.execute(p).await.map_err(be)?.rows_affected()
+        });
+        if n == 1 { Ok(()) } else { Err(StoreError::LeaseLost { job: lease.job.id }) }
+    }
+
+    async fn complete(&self, lease: &Lease) -> Result<(), StoreError> {
+        self.finish(lease, "succeeded").await
+    }
+
+    async fn fail(&self, lease: &Lease, error: &str, retryable: bool) -> Result<Job, StoreError> {
+        let now = now_us();
+        let delay = self.backoff.delay(lease.job.attempts, jitter(lease.token));
+        let next = now.saturating_add(dur_us(delay));
+        let (id, token) = (lease.job.id.to_string(), lease.token.to_string());
+        let raw = with_query!(&self.pool, FAIL, [retryable, next, error, now, &id, &token], |q, p| {
+            q.fetch_optional(p).await.map_err(be)?.map(|r| raw_from_row(&r)).transpose()?
+        });
+        match raw {
+            Some(raw) => raw.into_job(),
+            None => Err(StoreError::LeaseLost { job: lease.job.id }),
+        }
+    }
+
+    async fn cancelled(&self, lease: &Lease) -> Result<(), StoreError> {
+        self.finish(lease, "cancelled").await
+    }
+
+    async fn cancel(&self, id: JobId) -> Result<Job, StoreError> {
+        let id_s = id.to_string();
+        let raw = with_query!(&self.pool, CANCEL, [now_us(), &id_s], |q, p| {
+            q.fetch_optional(p).await.map_err(be)?.map(|r| raw_from_row(&r)).transpose()?
+        });
+        match raw {
+            Some(raw) => raw.into_job(),
+            None => Err(StoreError::NotFound { what: format!("job {id}") }),
+        }
+    }
+
+    async fn get(&self, id: JobId) -> Result<Option<Job>, StoreError> {
+        self.fetch_job(GET, id.to_string()).await
+    }
+
+    async fn list_by_owner(
+        &self,
+        owner: UserId,
+        limit: u32,
+        before: Option<DateTime<Utc>>,
+    ) -> Result<Vec<Job>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let owner = owner.to_string();
+        let before = before.map_or(i64::MAX, to_us);
+        let raws: Vec<RawJob> = with_query!(&self.pool, LIST, [owner, before, i64::from(limit)], |q, p| {
+            q.fetch_all(p).await.map_err(be)?.iter().map(raw_from_row).collect::<Result<_, _>>()?
+        });
+        raws.into_iter().map(RawJob::into_job).collect()
+    }
+
+    async fn depth(&self) -> Result<Vec<QueueDepth>, StoreError> {
+        let rows: Vec<(String, String, i64)> = with_query!(&self.pool, DEPTH, [], |q, p| {
+            let rows = q.fetch_all(p).await.map_err(be)?;
+            rows.iter()
+                .map(|r| Ok((r.try_get(0).map_err(be)?, r.try_get(1).map_err(be)?, r.try_get(2).map_err(be)?)))
+                .collect::<Result<_, StoreError>>()?
+        });
+        let mut out: Vec<QueueDepth> = Vec::new();
+        for (kind, status, count) in rows {
+            let count = u64::try_from(count).map_err(|_| corrupt("negative count"))?;
+            if out.last().is_none_or(|d| d.kind != kind) {
+                out.push(QueueDepth { kind: kind.clone(), queued: 0, running: 0 });
+            }
+            if let Some(d) = out.last_mut() {
+                match parse_status(&status)? {
+                    dnp_core::JobStatus::Queued => d.queued = count,
+                    dnp_core::JobStatus::Running => d.running = count,
+                    _ => {}
+                }
+            }
+        }
+        Ok(out)
+    }
+}
