@@ -1,0 +1,340 @@
+//! Configuration from the environment, read once at start into one typed [`Config`].
+//!
+//! Every variable is listed in `docs/operations.md`. A bad value is a [`ConfigError`] that
+//! names the variable and says what is wrong; `dnp-server` prints it and exits non-zero.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+
+/// What the process is started as: some settings are required only in some modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `dnp-server serve`: the HTTP API (and, in the embedded default, a worker).
+    Serve,
+    /// `dnp-server worker`: background jobs only.
+    Worker,
+    /// `dnp-server migrate`: apply database migrations and exit.
+    Migrate,
+    /// `dnp-server demo`: everything in-process with generated secrets.
+    Demo,
+}
+
+/// A configuration variable that is missing or wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("configuration error: {var}: {problem}")]
+pub struct ConfigError {
+    /// The environment variable.
+    pub var: String,
+    /// What is wrong with it, and what would be right.
+    pub problem: String,
+}
+
+impl ConfigError {
+    /// An error about `var`.
+    pub fn new(var: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self { var: var.into(), problem: problem.into() }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The whole configuration of a server or worker process.
+#[derive(Clone)]
+pub struct Config {
+    /// `DATABASE_URL`: `sqlite:…` or `postgres://…` (default: a SQLite file in the data dir).
+    pub database_url: SecretString,
+    /// `DATA_DIR`: where the embedded default keeps its files (default `./.dnp-data`).
+    pub data_dir: PathBuf,
+    /// `REDIS_URL`: when set, the job queue lives in Redis.
+    pub redis_url: Option<SecretString>,
+    /// `PUBLIC_BASE_URL`: the URL users reach the server at, without a trailing `/`.
+    pub public_base_url: String,
+    /// `SESSION_SECRET`: signs access tokens and seals short-lived server-side secrets.
+    pub session_secret: SecretString,
+    /// `SESSION_SECRET_PREVIOUS`: the secret before a rotation, still accepted for reading.
+    pub session_secret_previous: Option<SecretString>,
+    /// `BIND_ADDR`: where `serve` listens (default `127.0.0.1:8080`).
+    pub bind_addr: SocketAddr,
+    /// `TOKEN_REFRESH_INTERVAL_HOURS`: how often the token refresh sweep runs (default 1).
+    pub token_refresh_interval: Duration,
+    /// `ACCESS_TOKEN_TTL_MINUTES` (default 15).
+    pub access_token_ttl: Duration,
+    /// `REFRESH_TOKEN_TTL_DAYS` (default 30).
+    pub refresh_token_ttl: Duration,
+    /// `MAX_BODY_BYTES`: the largest request body accepted (default 1 MiB).
+    pub max_body_bytes: usize,
+    /// `RUN_WORKER`: whether `serve` also runs a worker (default: yes for the embedded
+    /// SQLite setup, no otherwise).
+    pub run_worker_in_serve: bool,
+    /// `WORKER_CONCURRENCY`: jobs a worker runs at once (default 4).
+    pub worker_concurrency: usize,
+    /// `LOGIN_RATE_PER_MINUTE`: login attempts per account and per address (default 10).
+    pub login_rate_per_minute: u32,
+    /// `LOG_FORMAT`: `text` or `json` (default `text`). `RUST_LOG` filters as usual.
+    pub log_format: LogFormat,
+    /// `TRUST_PROXY_HEADERS`: take the client address from `X-Forwarded-For` (default false).
+    pub trust_proxy_headers: bool,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("database", &self.database_kind())
+            .field("data_dir", &self.data_dir)
+            .field("redis", &self.redis_url.is_some())
+            .field("public_base_url", &self.public_base_url)
+            .field("bind_addr", &self.bind_addr)
+            .field("token_refresh_interval", &self.token_refresh_interval)
+            .field("run_worker_in_serve", &self.run_worker_in_serve)
+            .finish_non_exhaustive()
+    }
+}
+
+const MIN_SECRET_BYTES: usize = 32;
+
+impl Config {
+    /// Reads the configuration from the process environment.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the first variable that is wrong.
+    pub fn from_env(mode: Mode) -> Result<Self, ConfigError> {
+        Self::from_lookup(mode, |name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration through `lookup` (the environment, or a map in tests).
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the first variable that is wrong.
+    pub fn from_lookup(mode: Mode, lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+
+        let data_dir = PathBuf::from(get("DATA_DIR").unwrap_or_else(|| "./.dnp-data".to_owned()));
+        let database_url = match get("DATABASE_URL") {
+            Some(url) => {
+                if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                    return Err(ConfigError::new(
+                        "DATABASE_URL",
+                        "must start with sqlite: or postgres:// (e.g. sqlite://./.dnp-data/dnp.db or postgres://user@host/db)",
+                    ));
+                }
+                url
+            }
+            None => format!("sqlite://{}", data_dir.join("dnp.db").display()),
+        };
+        let redis_url = match get("REDIS_URL") {
+            Some(url) if !(url.starts_with("redis://") || url.starts_with("rediss://")) => {
+                return Err(ConfigError::new("REDIS_URL", "must start with redis:// or rediss://"));
+            }
+            other => other,
+        };
+
+        let bind_addr: SocketAddr = match get("BIND_ADDR") {
+            Some(v) => v.parse().map_err(|_| {
+                ConfigError::new("BIND_ADDR", format!("{v:?} is not an address and port such as 127.0.0.1:8080"))
+            })?,
+            None => SocketAddr::from(([127, 0, 0, 1], 8080)),
+        };
+
+        let public_base_url = match get("PUBLIC_BASE_URL") {
+            Some(v) => {
+                let v = v.trim_end_matches('/').to_owned();
+                let rest = v.strip_prefix("https://").or_else(|| v.strip_prefix("http://"));
+                match rest {
+                    Some(host) if !host.is_empty() && !host.contains(['?', '#', ' ']) => v,
+                    _ => {
+                        return Err(ConfigError::new(
+                            "PUBLIC_BASE_URL",
+                            "must be an absolute http:// or https:// URL such as https://dnp.example.org",
+                        ));
+                    }
+                }
+            }
+            None => format!("http://{bind_addr}"),
+        };
+
+        let session_secret = match get("SESSION_SECRET") {
+            Some(s) if s.len() < MIN_SECRET_BYTES => {
+                return Err(ConfigError::new(
+                    "SESSION_SECRET",
+                    format!("must be at least {MIN_SECRET_BYTES} bytes long (it is {}); generate one with `openssl rand -base64 48`", s.len()),
+                ));
+            }
+            Some(s) => SecretString::from(s),
+            None if matches!(mode, Mode::Serve) => {
+                return Err(ConfigError::new(
+                    "SESSION_SECRET",
+                    format!("is required by `serve`: set at least {MIN_SECRET_BYTES} random bytes, e.g. `openssl rand -base64 48`"),
+                ));
+            }
+            // Workers and migrate sign nothing a browser keeps; the demo makes its own.
+            None => SecretString::from(random_secret()),
+        };
+        let session_secret_previous = match get("SESSION_SECRET_PREVIOUS") {
+            Some(s) if s.len() < MIN_SECRET_BYTES => {
+                return Err(ConfigError::new(
+                    "SESSION_SECRET_PREVIOUS",
+                    format!("must be at least {MIN_SECRET_BYTES} bytes long like SESSION_SECRET"),
+                ));
+            }
+            other => other.map(SecretString::from),
+        };
+
+        let hours = parse_num::<u64>(&get, "TOKEN_REFRESH_INTERVAL_HOURS", 1, 1, 24 * 7)?;
+        let access_minutes = parse_num::<u64>(&get, "ACCESS_TOKEN_TTL_MINUTES", 15, 1, 24 * 60)?;
+        let refresh_days = parse_num::<u64>(&get, "REFRESH_TOKEN_TTL_DAYS", 30, 1, 365)?;
+        let max_body_bytes = parse_num::<usize>(&get, "MAX_BODY_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024)?;
+        let worker_concurrency = parse_num::<usize>(&get, "WORKER_CONCURRENCY", 4, 1, 256)?;
+        let login_rate_per_minute = parse_num::<u32>(&get, "LOGIN_RATE_PER_MINUTE", 10, 1, 10_000)?;
+        let embedded = database_url.starts_with("sqlite:") && redis_url.is_none();
+        let run_worker_in_serve = parse_bool(&get, "RUN_WORKER", embedded)?;
+        let trust_proxy_headers = parse_bool(&get, "TRUST_PROXY_HEADERS", false)?;
+        let log_format = match get("LOG_FORMAT").as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(ConfigError::new("LOG_FORMAT", format!("{other:?} is neither \"text\" nor \"json\"")));
+            }
+        };
+
+        Ok(Self {
+            database_url: SecretString::from(database_url),
+            data_dir,
+            redis_url: redis_url.map(SecretString::from),
+            public_base_url,
+            session_secret,
+            session_secret_previous,
+            bind_addr,
+            token_refresh_interval: Duration::from_secs(hours * 3600),
+            access_token_ttl: Duration::from_secs(access_minutes * 60),
+            refresh_token_ttl: Duration::from_secs(refresh_days * 86_400),
+            max_body_bytes,
+            run_worker_in_serve,
+            worker_concurrency,
+            login_rate_per_minute,
+            log_format,
+            trust_proxy_headers,
+        })
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn database_kind(&self) -> &'static str {
+        if self.database_url.expose_secret().starts_with("sqlite:") { "sqlite" } else { "postgres" }
+    }
+
+    /// Whether cookies must carry `Secure` (the public URL is https).
+    pub fn secure_cookies(&self) -> bool {
+        self.public_base_url.starts_with("https://")
+    }
+}
+
+fn parse_num<T: std::str::FromStr + PartialOrd + fmt::Display + Copy>(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &str,
+    default: T,
+    min: T,
+    max: T,
+) -> Result<T, ConfigError> {
+    match get(var) {
+        None => Ok(default),
+        Some(v) => match v.parse::<T>() {
+            Ok(n) if n >= min && n <= max => Ok(n),
+            _ => Err(ConfigError::new(var, format!("{v:?} is not a whole number from {min} to {max}"))),
+        },
+    }
+}
+
+fn parse_bool(get: &impl Fn(&str) -> Option<String>, var: &str, default: bool) -> Result<bool, ConfigError> {
+    match get(var).map(|v| v.to_ascii_lowercase()).as_deref() {
+        None => Ok(default),
+        Some("1" | "true" | "yes" | "on") => Ok(true),
+        Some("0" | "false" | "no" | "off") => Ok(false),
+        Some(other) => Err(ConfigError::new(var, format!("{other:?} is not a boolean (use true or false)"))),
+    }
+}
+
+/// 48 random bytes, base64url: a fresh secret for processes that need one but were given none.
+pub(crate) fn random_secret() -> String {
+    crate::crypto::random_token(48)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cfg(mode: Mode, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(mode, |k| map.get(k).cloned())
+    }
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef0123";
+
+    #[test]
+    fn serve_requires_a_session_secret() {
+        let err = cfg(Mode::Serve, &[]).unwrap_err();
+        assert_eq!(err.var, "SESSION_SECRET");
+        assert!(err.to_string().contains("required"));
+        assert!(cfg(Mode::Worker, &[]).is_ok());
+    }
+
+    #[test]
+    fn a_short_session_secret_is_refused_with_its_length() {
+        let err = cfg(Mode::Serve, &[("SESSION_SECRET", "short")]).unwrap_err();
+        assert_eq!(err.var, "SESSION_SECRET");
+        assert!(err.problem.contains("at least 32"), "{}", err.problem);
+        assert!(!err.to_string().contains("short\""), "the secret itself must not be echoed");
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_setup() {
+        let c = cfg(Mode::Serve, &[("SESSION_SECRET", SECRET)]).unwrap();
+        assert_eq!(c.database_kind(), "sqlite");
+        assert!(c.database_url.expose_secret().ends_with("dnp.db"));
+        assert!(c.run_worker_in_serve);
+        assert_eq!(c.public_base_url, "http://127.0.0.1:8080");
+        assert_eq!(c.token_refresh_interval, Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn each_bad_variable_is_named() {
+        let cases = [
+            ("DATABASE_URL", "mysql://x"),
+            ("REDIS_URL", "http://x"),
+            ("BIND_ADDR", "nowhere"),
+            ("PUBLIC_BASE_URL", "example.org"),
+            ("TOKEN_REFRESH_INTERVAL_HOURS", "0"),
+            ("TOKEN_REFRESH_INTERVAL_HOURS", "x"),
+            ("MAX_BODY_BYTES", "12"),
+            ("RUN_WORKER", "maybe"),
+            ("LOG_FORMAT", "xml"),
+        ];
+        for (var, value) in cases {
+            let err = cfg(Mode::Serve, &[("SESSION_SECRET", SECRET), (var, value)]).unwrap_err();
+            assert_eq!(err.var, var, "{value}");
+        }
+    }
+
+    #[test]
+    fn postgres_and_redis_turn_the_embedded_worker_off() {
+        let c = cfg(
+            Mode::Serve,
+            &[("SESSION_SECRET", SECRET), ("DATABASE_URL", "postgres://u@h/db"), ("REDIS_URL", "redis://h/")],
+        )
+        .unwrap();
+        assert_eq!(c.database_kind(), "postgres");
+        assert!(!c.run_worker_in_serve);
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("u@h"), "Debug must not print the database URL: {debug}");
+    }
+}
