@@ -1,1 +1,61 @@
-//! Work in progress: see the crate README.
+//! # dnp-providers
+//!
+//! The music-service adapters of dnp ("No Drake in the House"): each implements
+//! [`dnp_core::Provider`] (library scan, batched removal and re-adding, artist search,
+//! ISRC lookup) and [`dnp_core::ProviderAuth`] (OAuth) over the service's official API,
+//! on a shared HTTP stack ([`http`]): rustls, timeouts, a token-bucket rate limiter per
+//! provider and per connection, retries with backoff and jitter, `429 Retry-After`
+//! obeyed exactly, and a circuit breaker per provider.
+//!
+//! With the `emulator` feature, each service also comes with a stateful local emulator of
+//! its API, which the tests, the benchmarks and the server's demo mode run against.
+//!
+//! ## Quick start
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use dnp_core::{NoProgress, Provider, ProviderAuth, StaticToken};
+//! use dnp_providers::spotify::{SpotifyAuth, SpotifyConfig, SpotifyProvider};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! // SPOTIFY_CLIENT_ID, SPOTIFY_CLIENT_SECRET, SPOTIFY_REDIRECT_URI (+ optional base URLs).
+//! let config = SpotifyConfig::from_env()?;
+//! let auth = SpotifyAuth::new(config.clone())?;
+//! let request = auth.authorization_request()?; // send the user to request.url
+//! # let code = "from the callback";
+//! let tokens = auth.exchange_code(code, request.pkce_verifier.as_ref()).await?;
+//!
+//! let spotify = SpotifyProvider::new(config)?;
+//! let token = StaticToken::new(spotify.id().clone(), tokens.access_token);
+//! let library = spotify.scan(&token, &NoProgress).await?;
+//! println!("{} liked tracks", library.liked_tracks.len());
+//! # Ok(()) }
+//! ```
+//!
+//! ## Adapters
+//!
+//! | service | module | feature | removal | notes |
+//! |---|---|---|---|---|
+//! | Spotify | [`spotify`] | `spotify` (default) | liked tracks, saved albums, followed artists, playlist items | `docs/providers/spotify.md` |
+//!
+//! ## Feature flags
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `spotify` | yes | the Spotify adapter |
+//! | `emulator` | no | the service emulators (axum servers) and the conformance harnesses over them |
+//!
+//! ## Why this design
+//! Every adapter has the same files (config, auth, client, model, scan, apply, emulator),
+//! so knowing one means knowing all; what differs between services is stated in each
+//! adapter's [`Capabilities`](dnp_core::Capabilities), checked once by the planner. The
+//! HTTP stack is shared so that retries, rate limits and the breaker behave the same for
+//! every service, and the conformance suite of `dnp-core` runs against each emulator.
+
+pub mod http;
+
+#[cfg(feature = "spotify")]
+pub mod spotify;
+
+#[cfg(feature = "emulator")]
+pub mod emulator;

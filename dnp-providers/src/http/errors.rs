@@ -1,0 +1,151 @@
+//! HTTP statuses and error bodies mapped to [`ProviderError`].
+
+use std::time::Duration;
+
+use dnp_core::{ProviderError, ProviderId};
+use reqwest::header::HeaderMap;
+use serde::Deserialize;
+
+use super::redact::redact_text;
+
+/// The parts of a service's JSON error body dnp reads. Understands the Web API shape
+/// `{"error": {"status": 404, "message": "…", "reason": "…"}}` and the OAuth shape
+/// `{"error": "invalid_grant", "error_description": "…"}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ErrorBody {
+    /// The message, at most 200 characters, redacted.
+    pub message: Option<String>,
+    /// A machine-readable reason or OAuth error code (`QUOTA_EXCEEDED`, `invalid_grant`).
+    pub reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawError {
+    Api { error: RawApiError },
+    OAuth { error: String, error_description: Option<String> },
+}
+
+#[derive(Deserialize)]
+struct RawApiError {
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+fn clip(text: &str) -> String {
+    let text: String = text.chars().take(200).collect();
+    redact_text(&text)
+}
+
+impl ErrorBody {
+    /// Reads `body`; anything that is not one of the known shapes gives an empty body.
+    pub fn parse(body: &[u8]) -> Self {
+        match serde_json::from_slice::<RawError>(body) {
+            Ok(RawError::Api { error }) => {
+                Self { message: error.message.as_deref().map(clip), reason: error.reason.as_deref().map(clip) }
+            }
+            Ok(RawError::OAuth { error, error_description }) => {
+                Self { message: error_description.as_deref().map(clip), reason: Some(clip(&error)) }
+            }
+            Err(_) => Self::default(),
+        }
+    }
+
+    /// The message, or a stand-in naming the status.
+    pub fn describe(&self, status: u16) -> String {
+        match (&self.message, &self.reason) {
+            (Some(m), Some(r)) => format!("HTTP {status} {r}: {m}"),
+            (Some(m), None) => format!("HTTP {status}: {m}"),
+            (None, Some(r)) => format!("HTTP {status} {r}"),
+            (None, None) => format!("HTTP {status}"),
+        }
+    }
+}
+
+/// The `Retry-After` header as a duration: whole or decimal seconds. An HTTP date or
+/// anything else gives `None` (the caller backs off instead).
+pub fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let seconds: f64 = value.parse().ok()?;
+    (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds.min(86_400.0)))
+}
+
+/// Maps a non-2xx answer other than 401 and 429 (which the client handles itself) to
+/// its error.
+pub(crate) fn map_status(provider: &ProviderId, endpoint: &str, status: u16, body: &ErrorBody) -> ProviderError {
+    let detail = body.describe(status);
+    match status {
+        400 | 405..=408 | 410 | 411 | 413..=428 | 431..=499 => {
+            ProviderError::InvalidInput { provider: provider.clone(), endpoint: endpoint.to_owned(), detail }
+        }
+        401 => ProviderError::NeedsReauth { provider: provider.clone(), reason: detail },
+        403 if body.message.as_deref().is_some_and(|m| m.to_ascii_lowercase().contains("scope")) => {
+            ProviderError::NeedsReauth { provider: provider.clone(), reason: format!("missing permission: {detail}") }
+        }
+        403 => ProviderError::InvalidInput {
+            provider: provider.clone(),
+            endpoint: endpoint.to_owned(),
+            detail: format!("forbidden: {detail}"),
+        },
+        404 => ProviderError::NotFound { provider: provider.clone(), what: format!("{endpoint} ({detail})") },
+        409 | 412 => ProviderError::Conflict { provider: provider.clone(), what: format!("{endpoint}: {detail}") },
+        429 if body.reason.as_deref() == Some("QUOTA_EXCEEDED") => {
+            ProviderError::QuotaExceeded { provider: provider.clone(), retry_after: None }
+        }
+        429 => ProviderError::RateLimited { provider: provider.clone(), retry_after: None },
+        _ => ProviderError::Transient { provider: provider.clone(), endpoint: endpoint.to_owned(), detail },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p() -> ProviderId {
+        "spotify".parse().unwrap()
+    }
+
+    #[test]
+    fn error_bodies_of_both_shapes_are_read() {
+        let api = ErrorBody::parse(br#"{"error":{"status":404,"message":"Non existing id"}}"#);
+        assert_eq!(api.message.as_deref(), Some("Non existing id"));
+        let quota = ErrorBody::parse(br#"{"error":{"status":429,"message":"x","reason":"QUOTA_EXCEEDED"}}"#);
+        assert_eq!(quota.reason.as_deref(), Some("QUOTA_EXCEEDED"));
+        let oauth = ErrorBody::parse(br#"{"error":"invalid_grant","error_description":"Refresh token revoked"}"#);
+        assert_eq!(oauth.reason.as_deref(), Some("invalid_grant"));
+        assert_eq!(ErrorBody::parse(b"<html>oops</html>"), ErrorBody::default());
+    }
+
+    #[test]
+    fn statuses_map_to_errors_by_meaning() {
+        let body = ErrorBody::default();
+        let e = |s| map_status(&p(), "GET /x", s, &body);
+        assert_eq!(e(400).code(), "invalid_input");
+        assert_eq!(e(403).code(), "invalid_input");
+        assert_eq!(e(404).code(), "not_found");
+        assert_eq!(e(409).code(), "conflict");
+        assert_eq!(e(412).code(), "conflict");
+        assert_eq!(e(500).code(), "transient");
+        assert_eq!(e(503).code(), "transient");
+        let scope = ErrorBody { message: Some("Insufficient client scope".into()), reason: None };
+        assert_eq!(map_status(&p(), "GET /x", 403, &scope).code(), "needs_reauth");
+        let quota = ErrorBody { message: None, reason: Some("QUOTA_EXCEEDED".into()) };
+        assert_eq!(map_status(&p(), "GET /x", 429, &quota).code(), "quota_exceeded");
+    }
+
+    #[test]
+    fn retry_after_is_read_in_seconds() {
+        let mut h = HeaderMap::new();
+        assert_eq!(parse_retry_after(&h), None);
+        h.insert(reqwest::header::RETRY_AFTER, "3".parse().unwrap());
+        assert_eq!(parse_retry_after(&h), Some(Duration::from_secs(3)));
+        h.insert(reqwest::header::RETRY_AFTER, "0.5".parse().unwrap());
+        assert_eq!(parse_retry_after(&h), Some(Duration::from_millis(500)));
+        h.insert(reqwest::header::RETRY_AFTER, "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap());
+        assert_eq!(parse_retry_after(&h), None);
+        h.insert(reqwest::header::RETRY_AFTER, "-1".parse().unwrap());
+        assert_eq!(parse_retry_after(&h), None);
+    }
+}
