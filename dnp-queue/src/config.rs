@@ -137,7 +137,8 @@ impl QueueConfig {
             None => QueueBackend::Sql,
             Some(url) => {
                 let url = url.trim().to_owned();
-                let scheme_ok = ["redis://", "rediss://", "redis+unix://", "unix://"].iter().any(|s| url.starts_with(s));
+                let scheme_ok =
+                    ["redis://", "rediss://", "redis+unix://", "unix://"].iter().any(|s| url.starts_with(s));
                 if !scheme_ok {
                     return Err(ConfigError::Invalid {
                         variable: "REDIS_URL",
@@ -170,7 +171,8 @@ impl QueueConfig {
             QueueBackend::Sql => {
                 #[cfg(any(feature = "sqlite", feature = "postgres"))]
                 {
-                    let pool = sql.ok_or_else(|| invalid("REDIS_URL", "unset, and no SQL pool was given to the queue"))?;
+                    let pool =
+                        sql.ok_or_else(|| invalid("REDIS_URL", "unset, and no SQL pool was given to the queue"))?;
                     Ok(Queue::Sql(crate::SqlJobQueue::new(pool)))
                 }
                 #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
@@ -238,7 +240,11 @@ impl Queue {
     ///
     /// # Errors
     /// [`StoreError::Backend`] when the backend fails.
-    pub async fn cleanup(&self, older_than: DateTime<Utc>, #[allow(unused_variables)] batch: u32) -> Result<u64, StoreError> {
+    pub async fn cleanup(
+        &self,
+        older_than: DateTime<Utc>,
+        #[allow(unused_variables)] batch: u32,
+    ) -> Result<u64, StoreError> {
         match self {
             #[cfg(any(feature = "sqlite", feature = "postgres"))]
             Self::Sql(q) => q.cleanup(older_than, batch).await,

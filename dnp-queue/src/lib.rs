@@ -145,6 +145,9 @@
 //! - **An index per user.** The web UI lists a user's jobs on every page load; that must
 //!   cost the same with ten jobs in the queue or ten million.
 
+#[cfg(not(any(feature = "sqlite", feature = "postgres", feature = "redis")))]
+compile_error!("dnp-queue needs at least one backend: enable the `sqlite`, `postgres` or `redis` feature");
+
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
 

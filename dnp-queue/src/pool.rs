@@ -27,4 +27,3 @@ impl From<sqlx::PgPool> for SqlPool {
         Self::Postgres(pool)
     }
 }
-

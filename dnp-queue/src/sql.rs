@@ -106,6 +106,7 @@ CREATE INDEX IF NOT EXISTS dnp_jobs_finished ON dnp_jobs (updated_us) WHERE stat
 "#;
 
 /// The columns [`raw_from_row`] reads, in order.
+#[cfg(feature = "sqlite")]
 macro_rules! sqlite_cols {
     () => {
         "id, kind, payload, owner, status, priority, attempts, max_attempts, run_at_us, idempotency_key, \
@@ -114,6 +115,7 @@ macro_rules! sqlite_cols {
     };
 }
 
+#[cfg(feature = "postgres")]
 macro_rules! pg_cols {
     () => {
         "j.id::text, j.kind, j.payload::text, j.owner::text, j.status, j.priority, j.attempts, j.max_attempts, \
@@ -122,6 +124,7 @@ macro_rules! pg_cols {
     };
 }
 
+#[cfg(feature = "sqlite")]
 macro_rules! sqlite_list_sql {
     () => {
         concat!(
@@ -132,6 +135,7 @@ macro_rules! sqlite_list_sql {
     };
 }
 
+#[cfg(feature = "postgres")]
 macro_rules! pg_list_sql {
     () => {
         concat!(
