@@ -563,3 +563,87 @@ async fn unknown_paths_and_playlists_answer_in_the_spec_shape() {
     let (status, body) = f.get(&f.url("/playlists/unknown0000000000000000")).await;
     assert_eq!((status, error_message(&body)), (StatusCode::NOT_FOUND, "Resource not found"));
 }
+
+#[tokio::test]
+async fn latency_applies_per_request_without_serializing_them() {
+    let f = fixture();
+    f.emulator.set_latency(Duration::from_millis(200));
+    let started = std::time::Instant::now();
+    let calls = (0..8).map(|i| {
+        let url = f.url(&format!("/me/tracks?limit=10&offset={}", i * 10));
+        let request = f.http.get(url).bearer_auth(&f.token);
+        async move { request.send().await.unwrap().status() }
+    });
+    let statuses = futures::future::join_all(calls).await;
+    let elapsed = started.elapsed();
+    assert!(statuses.iter().all(|s| *s == StatusCode::OK));
+    assert!(elapsed >= Duration::from_millis(200), "latency applied: {elapsed:?}");
+    assert!(elapsed < Duration::from_millis(1200), "8 concurrent requests overlap: {elapsed:?}");
+    assert!(f.emulator.request_log().iter().all(|r| r.duration >= Duration::from_millis(200)));
+}
+
+#[tokio::test]
+async fn an_outage_lasts_until_cleared() {
+    let f = fixture();
+    f.emulator.faults().server_error_ratio(1.0, 502).unwrap();
+    for _ in 0..3 {
+        let (status, body) = f.get(&f.url("/me")).await;
+        assert_eq!((status, body["error"]["status"].as_u64()), (StatusCode::BAD_GATEWAY, Some(502)));
+    }
+    let client_id = f.emulator.client_id();
+    let (_, refresh) = f.emulator.issue_tokens(USER, Duration::from_secs(60));
+    let (status, _) = f
+        .token_request(&[("grant_type", "refresh_token"), ("refresh_token", &refresh), ("client_id", &client_id)])
+        .await;
+    assert_eq!(status, StatusCode::OK, "faults are scoped to /v1: the accounts service keeps working");
+    f.emulator.faults().clear();
+    let (status, _) = f.get(&f.url("/me")).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn timestamped_ids_restore_the_save_order() {
+    let f = fixture();
+    let removed: Vec<_> = [3, 4, 50].iter().map(|i| f.library.liked_tracks[*i].clone()).collect();
+    let uris: Vec<String> = removed.iter().map(|t| format!("spotify:track:{}", t.track.id)).collect();
+    let response = f
+        .http
+        .delete(f.url("/me/library"))
+        .query(&[("uris", uris.join(","))])
+        .bearer_auth(&f.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let (_, contains) = f.get(&f.url(&format!("/me/library/contains?uris={}", uris.join(",")))).await;
+    assert_eq!(contains, json!([false, false, false]));
+
+    let body = json!({ "timestamped_ids": removed.iter().map(|t| json!({
+        "id": t.track.id,
+        "added_at": t.added_at.unwrap().to_rfc3339(),
+    })).collect::<Vec<_>>() });
+    let response = f.http.put(f.url("/me/tracks")).json(&body).bearer_auth(&f.token).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(f.emulator.library(USER), f.library, "the deprecated timestamped save restores order and dates");
+}
+
+#[tokio::test]
+async fn the_benchmark_library_seeds_and_reads_back() {
+    let emulator = SpotifyEmulator::start(EmulatorConfig::default()).unwrap();
+    let library = generate_library(&spotify(), LibraryShape::BENCHMARK, 5);
+    assert_eq!(library.liked_tracks.len(), 10_000);
+    assert_eq!(library.playlists.iter().map(|p| p.items.len()).sum::<usize>(), 10_000);
+    emulator.seed_user("bench", &library);
+    assert_eq!(emulator.library("bench"), library);
+}
+
+#[tokio::test]
+async fn dropping_the_emulator_stops_the_server() {
+    let emulator = SpotifyEmulator::start(EmulatorConfig::default()).unwrap();
+    let url = format!("{}/me", emulator.api_base_url());
+    let http = Client::new();
+    assert_eq!(http.get(&url).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    drop(emulator);
+    let fresh = Client::new();
+    assert!(fresh.get(&url).send().await.is_err(), "nothing listens any more");
+}

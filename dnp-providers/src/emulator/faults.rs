@@ -284,6 +284,15 @@ impl FaultInjector {
         self.push_scoped(FaultKind::ServerError { status }, FaultTrigger::Next(n))
     }
 
+    /// Answers each API request with `status` (500 to 599) with probability `ratio`, until
+    /// [`clear`](Self::clear); a ratio of 1.0 is an outage.
+    ///
+    /// # Errors
+    /// [`FaultError::InvalidRatio`], [`FaultError::InvalidStatus`].
+    pub fn server_error_ratio(&self, ratio: f64, status: u16) -> Result<(), FaultError> {
+        self.push_scoped(FaultKind::ServerError { status }, FaultTrigger::Ratio(ratio))
+    }
+
     /// Holds the next `n` API requests for `hold`, then answers `504` without applying them.
     pub fn timeout_next(&self, n: u32, hold: Duration) {
         let _ = self.push_scoped(FaultKind::Timeout { hold }, FaultTrigger::Next(n));

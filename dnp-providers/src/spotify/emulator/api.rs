@@ -90,8 +90,6 @@ impl ApiError {
             FaultKind::Timeout { .. } => Self::new(StatusCode::GATEWAY_TIMEOUT, "Gateway Timeout"),
             // A slow response is handled normally; it never reaches the renderer.
             FaultKind::Slow { .. } => Self::new(StatusCode::SERVICE_UNAVAILABLE, "Service unavailable"),
-            #[allow(unreachable_patterns)]
-            _ => Self::new(StatusCode::INTERNAL_SERVER_ERROR, "Server error"),
         }
     }
 }

@@ -72,7 +72,8 @@
 //!
 //! # Simplified (honestly)
 //! - Objects carry the fields dnp's model has; fields it lacks are filled plainly:
-//!   no images, empty descriptions, `disc_number` 1, `explicit` false, release dates are
+//!   no images, empty descriptions, `disc_number` 1, `explicit` false, `duration_ms`
+//!   `null` for a seeded track without a duration, release dates are
 //!   a year derived from the album id, `album_type` is `single` under four known tracks.
 //!   Deprecated fields are left out (`track` beside `item`, `tracks` beside `items`,
 //!   `popularity`, `genres`, `followers`, `available_markets`).

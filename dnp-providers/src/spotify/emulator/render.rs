@@ -142,7 +142,8 @@ impl Render<'_> {
         let mut object = serde_json::Map::new();
         object.insert("artists".into(), track.artists.iter().map(|a| self.simplified_artist(a)).collect());
         object.insert("disc_number".into(), json!(1));
-        object.insert("duration_ms".into(), json!(track.duration_ms.unwrap_or(0)));
+        // `null` when the seeded track has no duration (the real API always has one).
+        object.insert("duration_ms".into(), json!(track.duration_ms));
         object.insert("explicit".into(), json!(false));
         object.insert("external_urls".into(), json!({ "spotify": url }));
         object.insert("href".into(), json!(format!("{}/tracks/{}", self.api, track.id)));
