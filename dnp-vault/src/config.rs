@@ -176,7 +176,10 @@ impl VaultConfig {
 
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         if !(self.addr.starts_with("http://") || self.addr.starts_with("https://")) || self.addr.len() <= 8 {
-            return Err(ConfigError::new("VAULT_ADDR", format!("{:?} is not an http:// or https:// address", self.addr)));
+            return Err(ConfigError::new(
+                "VAULT_ADDR",
+                format!("{:?} is not an http:// or https:// address", self.addr),
+            ));
         }
         let name_ok = |s: &str, slash: bool| {
             !s.is_empty()

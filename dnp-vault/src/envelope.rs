@@ -30,8 +30,8 @@
 
 use std::fmt;
 
-use aes_gcm::aead::{AeadInOut, Generate, KeyInit};
 use aes_gcm::Aes256Gcm;
+use aes_gcm::aead::{AeadInOut, Generate, KeyInit};
 use dnp_core::{ConnectionId, DataKeyBytes, ProviderId, UserId};
 use secrecy::ExposeSecret;
 use zeroize::Zeroizing;
@@ -228,8 +228,7 @@ pub mod kat {
 
     /// Seals with an explicit nonce and raw associated data.
     pub fn seal_with_nonce(key: &[u8; 32], nonce: &[u8; NONCE_LEN], aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
-        super::seal_with_nonce(&DataKeyCipher::from_key(key).aead, nonce, aad, plaintext)
-            .unwrap_or_else(|_| Vec::new())
+        super::seal_with_nonce(&DataKeyCipher::from_key(key).aead, nonce, aad, plaintext).unwrap_or_else(|_| Vec::new())
     }
 
     /// Opens with raw associated data.

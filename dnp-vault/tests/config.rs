@@ -48,8 +48,8 @@ fn unknown_provider_names_kms_provider() {
 fn vault_needs_an_address_and_credentials() {
     let err = KmsConfig::from_lookup(lookup(&[("KMS_PROVIDER", "vault")])).unwrap_err();
     assert_eq!(err.variable(), "VAULT_ADDR");
-    let err =
-        KmsConfig::from_lookup(lookup(&[("KMS_PROVIDER", "vault"), ("VAULT_ADDR", "http://127.0.0.1:8200")])).unwrap_err();
+    let err = KmsConfig::from_lookup(lookup(&[("KMS_PROVIDER", "vault"), ("VAULT_ADDR", "http://127.0.0.1:8200")]))
+        .unwrap_err();
     assert_eq!(err.variable(), "VAULT_TOKEN");
     let err = KmsConfig::from_lookup(lookup(&[
         ("KMS_PROVIDER", "vault"),
@@ -100,7 +100,9 @@ fn vault_approle_config_with_defaults_and_overrides() {
     assert_eq!(vault.mount, "kms/transit");
     assert_eq!(vault.key, "dnp-tokens");
     assert!(vault.create_key_if_missing);
-    assert!(matches!(&vault.auth, dnp_vault::VaultAuth::AppRole { role_id, mount, .. } if role_id == "role-123" && mount == "approle"));
+    assert!(
+        matches!(&vault.auth, dnp_vault::VaultAuth::AppRole { role_id, mount, .. } if role_id == "role-123" && mount == "approle")
+    );
     let text = format!("{config:?}");
     assert!(!text.contains("secret-id-value"), "{text}");
 

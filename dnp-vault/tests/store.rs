@@ -288,7 +288,10 @@ async fn update_tokens_keeps_the_refresh_token_when_none_and_reactivates(h: Harn
     let refreshed = tokens("refreshed", false, Some(60));
     let updated = h.store.update_tokens(conn.id, &refreshed).await.unwrap();
     assert_eq!(updated.status, ConnectionStatus::Active);
-    assert_eq!(updated.expires_at, refreshed.expires_at.map(|t| chrono::DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap()));
+    assert_eq!(
+        updated.expires_at,
+        refreshed.expires_at.map(|t| chrono::DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap())
+    );
     let back = h.store.tokens(conn.id).await.unwrap();
     assert!(same_secret(&back.access_token, &refreshed.access_token));
     assert!(same_secret(back.refresh_token.as_ref().unwrap(), original.refresh_token.as_ref().unwrap()));
@@ -347,7 +350,12 @@ async fn list_is_per_user_ordered_by_provider(h: Harness) {
     assert!(h.store.list(UserId::new_random()).await.unwrap().is_empty());
 }
 
-fn expect_crypto(result: Result<TokenSet, StoreError>, connection: ConnectionId, field: &str, secrets: &[&SecretString]) {
+fn expect_crypto(
+    result: Result<TokenSet, StoreError>,
+    connection: ConnectionId,
+    field: &str,
+    secrets: &[&SecretString],
+) {
     match result {
         Err(err @ StoreError::Crypto { .. }) => {
             let StoreError::Crypto { connection: c, field: f, .. } = &err else { unreachable!() };
@@ -690,10 +698,7 @@ fn database_files(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
 fn assert_absent(files: &[(String, Vec<u8>)], needles: &[String]) {
     for (name, bytes) in files {
         for needle in needles {
-            assert!(
-                !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
-                "plaintext token found in {name}"
-            );
+            assert!(!bytes.windows(needle.len()).any(|w| w == needle.as_bytes()), "plaintext token found in {name}");
         }
     }
 }

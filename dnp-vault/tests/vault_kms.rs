@@ -5,7 +5,6 @@
 //! PATH, as scripts/test makes sure).
 #![cfg(feature = "vault")]
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use dnp_core::{KmsError, KmsProvider, WrappedKey};
@@ -29,7 +28,8 @@ fn unique(prefix: &str) -> String {
 /// Raw admin calls, for setting up policies and AppRoles.
 async fn admin(addr: &str, token: &SecretString, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
     let client = reqwest::Client::new();
-    let mut request = client.request(method, format!("{addr}/v1/{path}")).header("X-Vault-Token", token.expose_secret());
+    let mut request =
+        client.request(method, format!("{addr}/v1/{path}")).header("X-Vault-Token", token.expose_secret());
     if let Some(body) = body {
         request = request.json(&body);
     }
@@ -75,7 +75,10 @@ async fn token_auth_generate_decrypt_rotate_rewrap() {
     assert!(matches!(kms.decrypt_data_key(&tampered).await, Err(KmsError::InvalidWrappedKey { .. })));
     let foreign = WrappedKey { key_id: "local:v1".into(), ciphertext: vec![1; 65] };
     assert!(matches!(kms.decrypt_data_key(&foreign).await, Err(KmsError::InvalidWrappedKey { .. })));
-    let too_new = WrappedKey { key_id: "x".into(), ciphertext: b"vault:v9:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==".to_vec() };
+    let too_new = WrappedKey {
+        key_id: "x".into(),
+        ciphertext: b"vault:v9:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==".to_vec(),
+    };
     assert!(matches!(kms.decrypt_data_key(&too_new).await, Err(KmsError::InvalidWrappedKey { .. })));
 }
 
@@ -152,7 +155,8 @@ struct AppRole {
 async fn approle(addr: &str, token: &SecretString, token_ttl: &str, token_max_ttl: &str, secret_uses: u32) -> AppRole {
     use reqwest::Method;
     let id = Uuid::new_v4().simple().to_string();
-    let (mount, role, key, policy) = (format!("approle-{id}"), format!("dnp-{id}"), format!("dnp-key-{id}"), format!("dnp-{id}"));
+    let (mount, role, key, policy) =
+        (format!("approle-{id}"), format!("dnp-{id}"), format!("dnp-key-{id}"), format!("dnp-{id}"));
     admin(addr, token, Method::POST, &format!("sys/auth/{mount}"), Some(json!({ "type": "approle" }))).await;
     let rules = format!(
         r#"path "transit/keys/{key}" {{ capabilities = ["read", "create", "update"] }}
@@ -227,7 +231,9 @@ async fn approle_logs_in_again_when_the_token_reaches_its_max_ttl() {
 async fn a_wrong_secret_id_is_permission_denied() {
     let (addr, token) = vault_env();
     let role = approle(&addr, &token, "60s", "120s", 0).await;
-    let role_id = admin(&addr, &token, reqwest::Method::GET, &format!("auth/{}/role/{}/role-id", role.mount, role.role), None).await;
+    let role_id =
+        admin(&addr, &token, reqwest::Method::GET, &format!("auth/{}/role/{}/role-id", role.mount, role.role), None)
+            .await;
     let auth = VaultAuth::AppRole {
         role_id: role_id["data"]["role_id"].as_str().unwrap().to_owned(),
         secret_id: SecretString::from("00000000-0000-0000-0000-000000000000".to_owned()),
@@ -252,12 +258,19 @@ impl DevServer {
         let token = format!("root-{}", Uuid::new_v4().simple());
         let bin = std::env::var("DNP_TEST_BAO_BIN").unwrap_or_else(|_| "bao".to_owned());
         let child = tokio::process::Command::new(&bin)
-            .args(["server", "-dev", &format!("-dev-root-token-id={token}"), &format!("-dev-listen-address=127.0.0.1:{port}")])
+            .args([
+                "server",
+                "-dev",
+                &format!("-dev-root-token-id={token}"),
+                &format!("-dev-listen-address=127.0.0.1:{port}"),
+            ])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .kill_on_drop(true)
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start `{bin} server -dev` ({e}): run scripts/test, which installs OpenBao"));
+            .unwrap_or_else(|e| {
+                panic!("cannot start `{bin} server -dev` ({e}): run scripts/test, which installs OpenBao")
+            });
         let addr = format!("http://127.0.0.1:{port}");
         let client = reqwest::Client::new();
         for _ in 0..100 {
@@ -299,6 +312,7 @@ async fn a_sealed_vault_is_a_typed_sealed_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_token_store_over_vault_transit_rotates_and_rewraps() {
     use dnp_core::{TokenSet, TokenStore, UserId};
+    use std::sync::Arc;
     let (addr, token) = vault_env();
     let kms: Arc<dyn KmsProvider> = Arc::new(token_kms(&addr, &token, &unique("dnp-store")));
     let dir = tempfile::tempdir().unwrap();

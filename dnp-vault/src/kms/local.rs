@@ -388,9 +388,9 @@ fn read_key_file(path: &Path) -> Result<Ring, FileError> {
     check_permissions(path, &meta).map_err(FileError::Kms)?;
     let mut text = Zeroizing::new(String::new());
     std::io::Read::read_to_string(&mut &file, &mut text).map_err(|e| FileError::Kms(file_err(path, "read", &e)))?;
-    parse_key_file(&text)
-        .map(|keys| keys.into_iter().map(|(v, k)| (v, MasterKey::new(k))).collect())
-        .map_err(|problem| FileError::Kms(KmsError::Config { detail: format!("key file {}: {problem}", path.display()) }))
+    parse_key_file(&text).map(|keys| keys.into_iter().map(|(v, k)| (v, MasterKey::new(k))).collect()).map_err(
+        |problem| FileError::Kms(KmsError::Config { detail: format!("key file {}: {problem}", path.display()) }),
+    )
 }
 
 #[cfg(unix)]
@@ -416,11 +416,8 @@ fn check_permissions(_: &Path, _: &std::fs::Metadata) -> Result<(), KmsError> {
 }
 
 fn parse_key_file(text: &str) -> Result<BTreeMap<u32, SecretBox<[u8; 32]>>, String> {
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .map(|(i, l)| (i + 1, l.trim()))
-        .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'));
+    let mut lines =
+        text.lines().enumerate().map(|(i, l)| (i + 1, l.trim())).filter(|(_, l)| !l.is_empty() && !l.starts_with('#'));
     match lines.next() {
         Some((_, FILE_HEADER)) => {}
         Some((n, _)) => return Err(format!("line {n}: expected the header `{FILE_HEADER}`")),
@@ -428,7 +425,8 @@ fn parse_key_file(text: &str) -> Result<BTreeMap<u32, SecretBox<[u8; 32]>>, Stri
     }
     let mut keys = BTreeMap::new();
     for (n, line) in lines {
-        let (version, key) = line.split_once(char::is_whitespace).ok_or_else(|| format!("line {n}: expected `version base64-key`"))?;
+        let (version, key) =
+            line.split_once(char::is_whitespace).ok_or_else(|| format!("line {n}: expected `version base64-key`"))?;
         let version: u32 = version
             .parse()
             .ok()
@@ -528,7 +526,9 @@ fn create_key_file(path: &Path) -> Result<Ring, KmsError> {
         }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => match read_key_file(path) {
             Ok(ring) => Ok(ring),
-            Err(FileError::Missing) => Err(KmsError::Config { detail: format!("key file {} vanished", path.display()) }),
+            Err(FileError::Missing) => {
+                Err(KmsError::Config { detail: format!("key file {} vanished", path.display()) })
+            }
             Err(FileError::Kms(e)) => Err(e),
         },
         Err(e) => Err(file_err(path, "create", &e)),

@@ -245,17 +245,22 @@ impl VaultTransitKms {
             .await
             .map_err(|e| KmsError::Unavailable { detail: format!("{}: {}", op.as_str(), describe(&e)) })?;
         let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| KmsError::Unavailable { detail: format!("{}: reading the answer: {}", op.as_str(), describe(&e)) })?;
+        let bytes = response.bytes().await.map_err(|e| KmsError::Unavailable {
+            detail: format!("{}: reading the answer: {}", op.as_str(), describe(&e)),
+        })?;
         Ok((status, bytes.to_vec()))
     }
 
     /// Maps a non-2xx answer to a typed error.
     fn error_for(&self, op: Op, status: StatusCode, body: &[u8]) -> KmsError {
         let messages = vault_messages(body);
-        let detail = format!("{}: HTTP {}{}{}", op.as_str(), status.as_u16(), if messages.is_empty() { "" } else { ": " }, messages);
+        let detail = format!(
+            "{}: HTTP {}{}{}",
+            op.as_str(),
+            status.as_u16(),
+            if messages.is_empty() { "" } else { ": " },
+            messages
+        );
         let lower = messages.to_ascii_lowercase();
         match status.as_u16() {
             503 if lower.contains("sealed") => KmsError::Sealed,
@@ -312,7 +317,13 @@ impl VaultTransitKms {
         let Some(token) = state.token.clone() else { return Ok(false) };
         let increment = format!("{}s", state.lease.as_secs().max(1));
         let (status, bytes) = self
-            .send(Op::Renew, Method::POST, "auth/token/renew-self", Some(&token), Some(json!({ "increment": increment })))
+            .send(
+                Op::Renew,
+                Method::POST,
+                "auth/token/renew-self",
+                Some(&token),
+                Some(json!({ "increment": increment })),
+            )
             .await?;
         if !status.is_success() {
             // Past its max TTL (Vault answers 500 to that), revoked, or not renewable: the
@@ -411,18 +422,18 @@ impl VaultTransitKms {
     }
 
     async fn unwrap_key(&self, wrapped: &WrappedKey) -> Result<DataKeyBytes, KmsError> {
-        let ciphertext = std::str::from_utf8(&wrapped.ciphertext)
-            .ok()
-            .filter(|c| version_of(c).is_some())
-            .ok_or_else(|| KmsError::InvalidWrappedKey { detail: "not a Vault Transit ciphertext (vault:v<N>:…)".to_owned() })?;
+        let ciphertext =
+            std::str::from_utf8(&wrapped.ciphertext).ok().filter(|c| version_of(c).is_some()).ok_or_else(|| {
+                KmsError::InvalidWrappedKey { detail: "not a Vault Transit ciphertext (vault:v<N>:…)".to_owned() }
+            })?;
         let bytes = self
             .call(Op::Decrypt, Method::POST, &self.key_path("decrypt"), Some(json!({ "ciphertext": ciphertext })))
             .await?;
         let data = Self::parse::<PlaintextData>(Op::Decrypt, &bytes)?
             .data
             .ok_or_else(|| KmsError::Unavailable { detail: "decrypt data key: no data in the answer".to_owned() })?;
-        let raw = Zeroizing::new(STANDARD.decode(data.plaintext.expose_secret()).map_err(|_| KmsError::InvalidWrappedKey {
-            detail: "Vault returned a plaintext that is not base64".to_owned(),
+        let raw = Zeroizing::new(STANDARD.decode(data.plaintext.expose_secret()).map_err(|_| {
+            KmsError::InvalidWrappedKey { detail: "Vault returned a plaintext that is not base64".to_owned() }
         })?);
         if raw.len() != 32 {
             return Err(KmsError::InvalidWrappedKey {
@@ -475,10 +486,10 @@ impl KmsProvider for VaultTransitKms {
     }
 
     async fn rewrap(&self, wrapped: &WrappedKey) -> Result<WrappedKey, KmsError> {
-        let ciphertext = std::str::from_utf8(&wrapped.ciphertext)
-            .ok()
-            .filter(|c| version_of(c).is_some())
-            .ok_or_else(|| KmsError::InvalidWrappedKey { detail: "not a Vault Transit ciphertext (vault:v<N>:…)".to_owned() })?;
+        let ciphertext =
+            std::str::from_utf8(&wrapped.ciphertext).ok().filter(|c| version_of(c).is_some()).ok_or_else(|| {
+                KmsError::InvalidWrappedKey { detail: "not a Vault Transit ciphertext (vault:v<N>:…)".to_owned() }
+            })?;
         let bytes = self
             .call(Op::Rewrap, Method::POST, &self.key_path("rewrap"), Some(json!({ "ciphertext": ciphertext })))
             .await?;

@@ -335,7 +335,12 @@ impl SqlTokenStore {
         })
     }
 
-    fn open(cipher: &DataKeyCipher, conn: &Connection, field: Field, envelope: &[u8]) -> Result<SecretString, StoreError> {
+    fn open(
+        cipher: &DataKeyCipher,
+        conn: &Connection,
+        field: Field,
+        envelope: &[u8],
+    ) -> Result<SecretString, StoreError> {
         let crypto = |reason: String| StoreError::Crypto { connection: conn.id, field: field.as_str(), reason };
         let plain = cipher.open(&Self::aad(conn, field), envelope).map_err(|e| crypto(e.to_string()))?;
         let text = std::str::from_utf8(&plain).map_err(|_| crypto("the decrypted token is not UTF-8".to_owned()))?;
@@ -596,9 +601,7 @@ impl TokenStore for SqlTokenStore {
                 return Ok(conn);
             }
         }
-        Err(StoreError::Conflict {
-            what: format!("connection of user {user} to {provider} kept changing during save"),
-        })
+        Err(StoreError::Conflict { what: format!("connection of user {user} to {provider} kept changing during save") })
     }
 
     async fn connection(&self, id: ConnectionId) -> Result<Connection, StoreError> {
