@@ -76,6 +76,8 @@
 
 pub mod action;
 pub mod capability;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub mod diff;
 pub mod dnp;
 pub mod effect;

@@ -289,7 +289,9 @@ mod tests {
         assert_eq!(b.state(), BreakerState::Open);
         assert_eq!(b.trips(), 1);
         let err = b.acquire().await.unwrap_err();
-        assert!(matches!(err, ProviderError::ProviderUnavailable { retry_after: Some(d), .. } if d == Duration::from_secs(30)));
+        assert!(
+            matches!(err, ProviderError::ProviderUnavailable { retry_after: Some(d), .. } if d == Duration::from_secs(30))
+        );
     }
 
     #[tokio::test(start_paused = true)]

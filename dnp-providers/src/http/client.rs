@@ -28,6 +28,7 @@ pub struct ApiRequest {
     target: RequestTarget,
     query: Vec<(String, String)>,
     json: Option<Vec<u8>>,
+    headers: Vec<(String, String)>,
 }
 
 #[derive(Clone)]
@@ -46,7 +47,14 @@ impl ApiRequest {
     /// A request to `path` (below the client's base URL, e.g. `/me/tracks`), reported as
     /// `endpoint` (a template without ids, e.g. `GET /me/tracks`) in metrics and errors.
     pub fn new(method: Method, endpoint: &'static str, path: impl Into<String>) -> Self {
-        Self { method, endpoint, target: RequestTarget::Path(path.into()), query: Vec::new(), json: None }
+        Self {
+            method,
+            endpoint,
+            target: RequestTarget::Path(path.into()),
+            query: Vec::new(),
+            json: None,
+            headers: Vec::new(),
+        }
     }
 
     /// A `GET` of `path`.
@@ -58,12 +66,27 @@ impl ApiRequest {
     /// the client's base URL, else sending it fails with `Protocol`: a token is never sent
     /// to another origin.
     pub fn absolute(method: Method, endpoint: &'static str, url: Url) -> Self {
-        Self { method, endpoint, target: RequestTarget::Absolute(url), query: Vec::new(), json: None }
+        Self {
+            method,
+            endpoint,
+            target: RequestTarget::Absolute(url),
+            query: Vec::new(),
+            json: None,
+            headers: Vec::new(),
+        }
     }
 
     /// Adds a query parameter.
     pub fn query(mut self, key: &str, value: impl fmt::Display) -> Self {
         self.query.push((key.to_owned(), value.to_string()));
+        self
+    }
+
+    /// Adds a header sent with every attempt (`Idempotency-Key`; a `Content-Type` such as
+    /// `application/vnd.api+json` replaces the default of a JSON body). Never put a
+    /// secret here: headers are not redacted.
+    pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.headers.push((name.to_owned(), value.into()));
         self
     }
 
@@ -283,7 +306,8 @@ impl ApiClient {
         config: HttpConfig,
         transport: Arc<dyn Transport>,
     ) -> Result<Self, ConfigError> {
-        let parsed = Url::parse(base_url).map_err(|e| ConfigError::Invalid { name: "base URL", reason: e.to_string() })?;
+        let parsed =
+            Url::parse(base_url).map_err(|e| ConfigError::Invalid { name: "base URL", reason: e.to_string() })?;
         if !matches!(parsed.scheme(), "http" | "https") || parsed.query().is_some() {
             return Err(ConfigError::Invalid { name: "base URL", reason: "must be http(s) without a query".into() });
         }
@@ -336,7 +360,11 @@ impl ApiClient {
     }
 
     fn protocol(&self, endpoint: &str, detail: impl Into<String>) -> ProviderError {
-        ProviderError::Protocol { provider: self.inner.provider.clone(), endpoint: endpoint.to_owned(), detail: detail.into() }
+        ProviderError::Protocol {
+            provider: self.inner.provider.clone(),
+            endpoint: endpoint.to_owned(),
+            detail: detail.into(),
+        }
     }
 
     fn url_of(&self, request: &ApiRequest) -> Result<Url, ProviderError> {
@@ -344,9 +372,10 @@ impl ApiClient {
             RequestTarget::Path(path) => Url::parse(&format!("{}{}", self.inner.base, path))
                 .map_err(|e| self.protocol(request.endpoint, format!("bad path: {e}")))?,
             RequestTarget::Absolute(url) => {
-                let below_base = url.as_str().strip_prefix(&self.inner.base).is_some_and(|rest| {
-                    rest.is_empty() || rest.starts_with('/') || rest.starts_with('?')
-                });
+                let below_base = url
+                    .as_str()
+                    .strip_prefix(&self.inner.base)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/') || rest.starts_with('?'));
                 if !below_base {
                     return Err(self.protocol(request.endpoint, "a link in the response points outside the API"));
                 }
@@ -368,7 +397,11 @@ impl ApiClient {
     /// refresh), `Transient` (retries spent), and the mapping of other statuses: 400 →
     /// `InvalidInput`, 403 → `InvalidInput` (`NeedsReauth` for a missing scope),
     /// 404 → `NotFound`, 409/412 → `Conflict`.
-    pub async fn send(&self, auth: Option<&AuthSession<'_>>, request: &ApiRequest) -> Result<ApiResponse, ProviderError> {
+    pub async fn send(
+        &self,
+        auth: Option<&AuthSession<'_>>,
+        request: &ApiRequest,
+    ) -> Result<ApiResponse, ProviderError> {
         let inner = &*self.inner;
         let provider = &inner.provider;
         let endpoint = request.endpoint;
@@ -398,6 +431,7 @@ impl ApiClient {
                     url: url.clone(),
                     bearer: token.clone(),
                     json: request.json.clone(),
+                    headers: request.headers.clone(),
                 })
                 .await;
             let elapsed = started.elapsed();
@@ -456,7 +490,8 @@ impl ApiClient {
                 }
                 Attempt::RateLimited(retry_after) => {
                     let wait = retry_after.unwrap_or_else(|| inner.retry.backoff(rate_limit_attempts));
-                    if rate_limit_attempts >= inner.config.max_rate_limit_retries || wait > inner.config.max_retry_after {
+                    if rate_limit_attempts >= inner.config.max_rate_limit_retries || wait > inner.config.max_retry_after
+                    {
                         return Err(ProviderError::RateLimited { provider: provider.clone(), retry_after });
                     }
                     rate_limit_attempts += 1;
@@ -479,7 +514,11 @@ impl ApiClient {
                 }
                 Attempt::Failed(detail) => {
                     if transient_attempts >= inner.retry.max_retries {
-                        return Err(ProviderError::Transient { provider: provider.clone(), endpoint: endpoint.to_owned(), detail });
+                        return Err(ProviderError::Transient {
+                            provider: provider.clone(),
+                            endpoint: endpoint.to_owned(),
+                            detail,
+                        });
                     }
                     let wait = inner.retry.backoff(transient_attempts);
                     transient_attempts += 1;

@@ -9,8 +9,10 @@ use serde::Deserialize;
 use super::redact::redact_text;
 
 /// The parts of a service's JSON error body dnp reads. Understands the Web API shape
-/// `{"error": {"status": 404, "message": "…", "reason": "…"}}` and the OAuth shape
-/// `{"error": "invalid_grant", "error_description": "…"}`.
+/// `{"error": {"status": 404, "message": "…", "reason": "…"}}`, the OAuth shape
+/// `{"error": "invalid_grant", "error_description": "…"}` and the JSON:API shape
+/// `{"errors": [{"status": "409", "code": "…", "detail": "…"}]}` (TIDAL; the first error
+/// object is read: `detail` or `title` as the message, `code` as the reason).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ErrorBody {
     /// The message, at most 200 characters, redacted.
@@ -24,6 +26,17 @@ pub struct ErrorBody {
 enum RawError {
     Api { error: RawApiError },
     OAuth { error: String, error_description: Option<String> },
+    JsonApi { errors: Vec<RawJsonApiError> },
+}
+
+#[derive(Deserialize)]
+struct RawJsonApiError {
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    detail: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -49,6 +62,13 @@ impl ErrorBody {
             Ok(RawError::OAuth { error, error_description }) => {
                 Self { message: error_description.as_deref().map(clip), reason: Some(clip(&error)) }
             }
+            Ok(RawError::JsonApi { errors }) => match errors.first() {
+                Some(e) => Self {
+                    message: e.detail.as_deref().or(e.title.as_deref()).map(clip),
+                    reason: e.code.as_deref().map(clip),
+                },
+                None => Self::default(),
+            },
             Err(_) => Self::default(),
         }
     }
@@ -116,6 +136,13 @@ mod tests {
         let oauth = ErrorBody::parse(br#"{"error":"invalid_grant","error_description":"Refresh token revoked"}"#);
         assert_eq!(oauth.reason.as_deref(), Some("invalid_grant"));
         assert_eq!(ErrorBody::parse(b"<html>oops</html>"), ErrorBody::default());
+        let jsonapi = ErrorBody::parse(
+            br#"{"errors":[{"status":"409","code":"IDEMPOTENT_REQUEST_IN_PROGRESS","detail":"Request already in progress"}]}"#,
+        );
+        assert_eq!(jsonapi.reason.as_deref(), Some("IDEMPOTENT_REQUEST_IN_PROGRESS"));
+        assert_eq!(jsonapi.message.as_deref(), Some("Request already in progress"));
+        let no_code = ErrorBody::parse(br#"{"errors":[{"status":"429","detail":"Rate limit exceeded"}]}"#);
+        assert_eq!((no_code.message.as_deref(), no_code.reason), (Some("Rate limit exceeded"), None));
     }
 
     #[test]

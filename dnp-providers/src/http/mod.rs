@@ -34,11 +34,11 @@ mod retry;
 mod transport;
 
 pub use breaker::{BreakerPermit, BreakerState, CircuitBreaker};
-pub use client::{ApiClient, ApiRequest, ApiResponse, ClientStats, AuthSession};
+pub use client::{ApiClient, ApiRequest, ApiResponse, AuthSession, ClientStats};
 pub use config::{BreakerConfig, ConfigError, HttpConfig, RateLimit};
 pub use errors::{ErrorBody, parse_retry_after};
 pub use rate_limit::RateLimiter;
-pub use redact::{redact_url, redact_text};
+pub use redact::{redact_text, redact_url};
 pub use retry::RetryPolicy;
 pub(crate) use transport::transport_message;
 pub use transport::{ReqwestTransport, Transport, TransportError, TransportRequest, TransportResponse};

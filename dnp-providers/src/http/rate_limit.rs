@@ -105,7 +105,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_provider_bucket_spaces_requests_after_the_burst() {
-        let limiter = RateLimiter::new(RateLimit { per_second: 10, burst: 2 }, RateLimit { per_second: 1000, burst: 1000 });
+        let limiter =
+            RateLimiter::new(RateLimit { per_second: 10, burst: 2 }, RateLimit { per_second: 1000, burst: 1000 });
         let start = Instant::now();
         for _ in 0..12 {
             limiter.until_ready(None).await;
@@ -116,7 +117,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn each_connection_has_its_own_bucket() {
-        let limiter = RateLimiter::new(RateLimit { per_second: 1000, burst: 1000 }, RateLimit { per_second: 2, burst: 1 });
+        let limiter =
+            RateLimiter::new(RateLimit { per_second: 1000, burst: 1000 }, RateLimit { per_second: 2, burst: 1 });
         let start = Instant::now();
         limiter.until_ready(Some(1)).await;
         limiter.until_ready(Some(2)).await;

@@ -23,6 +23,9 @@ pub struct TransportRequest {
     pub bearer: Option<SecretString>,
     /// A JSON body.
     pub json: Option<Vec<u8>>,
+    /// Extra headers (`Idempotency-Key`, a JSON:API `Content-Type`). A `Content-Type`
+    /// here replaces the default `application/json` of a JSON body.
+    pub headers: Vec<(String, String)>,
 }
 
 impl fmt::Debug for TransportRequest {
@@ -130,8 +133,15 @@ impl Transport for ReqwestTransport {
         if let Some(token) = &request.bearer {
             builder = builder.bearer_auth(token.expose_secret());
         }
+        let custom_type = request.headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("content-type"));
+        for (name, value) in &request.headers {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
         if let Some(body) = request.json {
-            builder = builder.header(reqwest::header::CONTENT_TYPE, "application/json").body(body);
+            if !custom_type {
+                builder = builder.header(reqwest::header::CONTENT_TYPE, "application/json");
+            }
+            builder = builder.body(body);
         } else if !is_get {
             // Some services answer 411 to a bodiless PUT or DELETE without this.
             builder = builder.header(reqwest::header::CONTENT_LENGTH, "0");

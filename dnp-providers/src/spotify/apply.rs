@@ -122,7 +122,9 @@ fn ids_of<'a>(
             (_, _, false) => None,
             (ActionKind::UnlikeTrack | ActionKind::LikeTrack, Target::Track { track_id, .. }, _) => Some(track_id),
             (ActionKind::RemoveAlbum | ActionKind::SaveAlbum, Target::Album { album_id, .. }, _) => Some(album_id),
-            (ActionKind::UnfollowArtist | ActionKind::FollowArtist, Target::Artist { artist_id, .. }, _) => Some(artist_id),
+            (ActionKind::UnfollowArtist | ActionKind::FollowArtist, Target::Artist { artist_id, .. }, _) => {
+                Some(artist_id)
+            }
             (
                 ActionKind::RemovePlaylistItem | ActionKind::InsertPlaylistItem,
                 Target::PlaylistItem { track_id, .. },
@@ -132,8 +134,18 @@ fn ids_of<'a>(
         };
         match id {
             Some(id) if is_spotify_id(id) => valid.push((action, id.clone())),
-            Some(id) => outcomes.fail(action, &invalid(provider, endpoint, format!("{:?} is not a Spotify id", id.chars().take(64).collect::<String>()))),
-            None => outcomes.fail(action, &invalid(provider, endpoint, format!("{} does not apply to this target", action.kind.as_str()))),
+            Some(id) => outcomes.fail(
+                action,
+                &invalid(
+                    provider,
+                    endpoint,
+                    format!("{:?} is not a Spotify id", id.chars().take(64).collect::<String>()),
+                ),
+            ),
+            None => outcomes.fail(
+                action,
+                &invalid(provider, endpoint, format!("{} does not apply to this target", action.kind.as_str())),
+            ),
         }
     }
     valid
@@ -392,7 +404,9 @@ async fn insert_playlist_items(
     let mut items: Vec<(&Action, String, u32)> = Vec::new();
     for (action, id) in ids_of(provider, endpoint, batch, &mut outcomes) {
         match &action.target {
-            Target::PlaylistItem { playlist_id: p, position, .. } if *p == playlist_id => items.push((action, id, *position)),
+            Target::PlaylistItem { playlist_id: p, position, .. } if *p == playlist_id => {
+                items.push((action, id, *position))
+            }
             _ => outcomes.fail(action, &invalid(provider, endpoint, "the action belongs to another playlist".into())),
         }
     }
@@ -421,7 +435,9 @@ async fn insert_playlist_items(
     let mut runs: Vec<Vec<(&Action, String, u32)>> = Vec::new();
     for item in items {
         match runs.last_mut() {
-            Some(run) if run.len() < PLAYLIST_BATCH && run.last().is_some_and(|(_, _, p)| p + 1 == item.2) => run.push(item),
+            Some(run) if run.len() < PLAYLIST_BATCH && run.last().is_some_and(|(_, _, p)| p + 1 == item.2) => {
+                run.push(item)
+            }
             _ => runs.push(vec![item]),
         }
     }
@@ -455,7 +471,10 @@ async fn insert_playlist_items(
                 tracing::info!(error = err.code(), items = run.len(), "insert refused; retrying item by item");
                 for (action, id, position) in run {
                     let at = (*position).min(length);
-                    match client.add_playlist_items(auth, &playlist_id, &[format!("spotify:track:{id}")], Some(at)).await {
+                    match client
+                        .add_playlist_items(auth, &playlist_id, &[format!("spotify:track:{id}")], Some(at))
+                        .await
+                    {
                         Ok(_) => {
                             outcomes.applied_any = true;
                             length += 1;

@@ -89,7 +89,8 @@ impl SpotifyAuth {
     pub fn new(config: SpotifyConfig) -> Result<Self, ConfigError> {
         config.validate()?;
         let base = config.accounts_base_url.trim_end_matches('/');
-        let invalid = |name: &'static str| move |e: url::ParseError| ConfigError::Invalid { name, reason: e.to_string() };
+        let invalid =
+            |name: &'static str| move |e: url::ParseError| ConfigError::Invalid { name, reason: e.to_string() };
         let auth_url = AuthUrl::new(format!("{base}/authorize")).map_err(invalid("SPOTIFY_ACCOUNTS_BASE_URL"))?;
         let token_url = TokenUrl::new(format!("{base}/api/token")).map_err(invalid("SPOTIFY_ACCOUNTS_BASE_URL"))?;
         let redirect = RedirectUrl::new(config.redirect_uri.clone()).map_err(invalid("SPOTIFY_REDIRECT_URI"))?;
@@ -106,7 +107,9 @@ impl SpotifyAuth {
         })
     }
 
-    fn client(&self) -> oauth2::Client<
+    fn client(
+        &self,
+    ) -> oauth2::Client<
         oauth2::basic::BasicErrorResponse,
         BasicTokenResponse,
         oauth2::basic::BasicTokenIntrospectionResponse,
@@ -135,8 +138,10 @@ impl SpotifyAuth {
             Box::pin(async move {
                 let request = reqwest::Request::try_from(request)
                     .map_err(|e| TokenHttpError::Transport(crate::http::transport_message(&e)))?;
-                let response =
-                    client.execute(request).await.map_err(|e| TokenHttpError::Transport(crate::http::transport_message(&e)))?;
+                let response = client
+                    .execute(request)
+                    .await
+                    .map_err(|e| TokenHttpError::Transport(crate::http::transport_message(&e)))?;
                 let status = response.status();
                 if status.as_u16() == 429 {
                     return Err(TokenHttpError::RateLimited { retry_after: parse_retry_after(response.headers()) });
@@ -145,7 +150,10 @@ impl SpotifyAuth {
                     return Err(TokenHttpError::Server { status: status.as_u16() });
                 }
                 let headers = response.headers().clone();
-                let body = response.bytes().await.map_err(|e| TokenHttpError::Transport(crate::http::transport_message(&e)))?;
+                let body = response
+                    .bytes()
+                    .await
+                    .map_err(|e| TokenHttpError::Transport(crate::http::transport_message(&e)))?;
                 let mut builder = oauth2::http::Response::builder().status(status.as_u16());
                 for (name, value) in &headers {
                     builder = builder.header(name.as_str(), value.as_bytes());
@@ -163,7 +171,8 @@ impl SpotifyAuth {
         let provider = self.id.clone();
         match err {
             RequestTokenError::ServerResponse(response) => {
-                let description = response.error_description().map(|d| redact_text(&d.chars().take(200).collect::<String>()));
+                let description =
+                    response.error_description().map(|d| redact_text(&d.chars().take(200).collect::<String>()));
                 match response.error() {
                     BasicErrorResponseType::InvalidGrant if refreshing => ProviderError::NeedsReauth {
                         provider,
@@ -175,7 +184,11 @@ impl SpotifyAuth {
                     other => ProviderError::InvalidInput {
                         provider,
                         endpoint: TOKEN_ENDPOINT.into(),
-                        detail: format!("{}{}", other.as_ref(), description.map(|d| format!(": {d}")).unwrap_or_default()),
+                        detail: format!(
+                            "{}{}",
+                            other.as_ref(),
+                            description.map(|d| format!(": {d}")).unwrap_or_default()
+                        ),
                     },
                 }
             }
@@ -203,10 +216,7 @@ impl SpotifyAuth {
         TokenSet {
             access_token: SecretString::from(response.access_token().secret().clone()),
             refresh_token: response.refresh_token().map(|t| SecretString::from(t.secret().clone())),
-            expires_at: response
-                .expires_in()
-                .and_then(|d| chrono::Duration::from_std(d).ok())
-                .map(|d| Utc::now() + d),
+            expires_at: response.expires_in().and_then(|d| chrono::Duration::from_std(d).ok()).map(|d| Utc::now() + d),
             scopes: match response.scopes() {
                 Some(scopes) => scopes.iter().map(|s| s.to_string()).collect(),
                 None => requested.iter().map(|s| (*s).to_owned()).collect(),

@@ -71,7 +71,8 @@ impl SpotifyClient {
     /// # Errors
     /// [`ConfigError`] when the base URL is unusable.
     pub fn new(config: &SpotifyConfig) -> Result<Self, ConfigError> {
-        let provider = ProviderId::new(ProviderId::SPOTIFY).map_err(|e| ConfigError::Invalid { name: "provider id", reason: e.to_string() })?;
+        let provider = ProviderId::new(ProviderId::SPOTIFY)
+            .map_err(|e| ConfigError::Invalid { name: "provider id", reason: e.to_string() })?;
         Ok(Self { api: ApiClient::new(provider, &config.api_base_url, config.http.clone())? })
     }
 
@@ -113,7 +114,8 @@ impl SpotifyClient {
         offset: u32,
         limit: u32,
     ) -> Result<Paging<SavedTrackObject>, ProviderError> {
-        let request = ApiRequest::get(endpoints::LIKED_TRACKS, "/me/tracks").query("limit", limit).query("offset", offset);
+        let request =
+            ApiRequest::get(endpoints::LIKED_TRACKS, "/me/tracks").query("limit", limit).query("offset", offset);
         self.api.json(Some(auth), &request).await
     }
 
@@ -124,7 +126,8 @@ impl SpotifyClient {
         offset: u32,
         limit: u32,
     ) -> Result<Paging<SavedAlbumObject>, ProviderError> {
-        let request = ApiRequest::get(endpoints::SAVED_ALBUMS, "/me/albums").query("limit", limit).query("offset", offset);
+        let request =
+            ApiRequest::get(endpoints::SAVED_ALBUMS, "/me/albums").query("limit", limit).query("offset", offset);
         self.api.json(Some(auth), &request).await
     }
 
@@ -135,7 +138,8 @@ impl SpotifyClient {
         offset: u32,
         limit: u32,
     ) -> Result<Paging<SimplifiedPlaylistObject>, ProviderError> {
-        let request = ApiRequest::get(endpoints::PLAYLISTS, "/me/playlists").query("limit", limit).query("offset", offset);
+        let request =
+            ApiRequest::get(endpoints::PLAYLISTS, "/me/playlists").query("limit", limit).query("offset", offset);
         self.api.json(Some(auth), &request).await
     }
 
@@ -180,7 +184,8 @@ impl SpotifyClient {
 
     /// `PUT /me/library?uris=…` (at most [`LIBRARY_BATCH`]).
     pub async fn library_save(&self, auth: &AuthSession<'_>, uris: &[String]) -> Result<(), ProviderError> {
-        let request = ApiRequest::new(Method::PUT, endpoints::LIBRARY_SAVE, "/me/library").query("uris", uris.join(","));
+        let request =
+            ApiRequest::new(Method::PUT, endpoints::LIBRARY_SAVE, "/me/library").query("uris", uris.join(","));
         self.api.send(Some(auth), &request).await.map(drop)
     }
 
@@ -221,7 +226,8 @@ impl SpotifyClient {
             snapshot_id: snapshot_id.map(str::to_owned),
         };
         let request =
-            ApiRequest::new(Method::DELETE, endpoints::PLAYLIST_REMOVE, format!("/playlists/{playlist_id}/items")).json(&body);
+            ApiRequest::new(Method::DELETE, endpoints::PLAYLIST_REMOVE, format!("/playlists/{playlist_id}/items"))
+                .json(&body);
         self.api.json(Some(auth), &request).await
     }
 
@@ -235,8 +241,8 @@ impl SpotifyClient {
     ) -> Result<SnapshotId, ProviderError> {
         self.check_id(endpoints::PLAYLIST_ADD, playlist_id)?;
         let body = AddItemsBody { uris: uris.to_vec(), position };
-        let request =
-            ApiRequest::new(Method::POST, endpoints::PLAYLIST_ADD, format!("/playlists/{playlist_id}/items")).json(&body);
+        let request = ApiRequest::new(Method::POST, endpoints::PLAYLIST_ADD, format!("/playlists/{playlist_id}/items"))
+            .json(&body);
         self.api.json(Some(auth), &request).await
     }
 

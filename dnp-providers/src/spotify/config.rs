@@ -124,7 +124,9 @@ impl SpotifyConfig {
             return Err(ConfigError::Missing { name: "SPOTIFY_CLIENT_ID" });
         }
         check_redirect_uri(&self.redirect_uri)?;
-        for (name, value) in [("SPOTIFY_API_BASE_URL", &self.api_base_url), ("SPOTIFY_ACCOUNTS_BASE_URL", &self.accounts_base_url)] {
+        for (name, value) in
+            [("SPOTIFY_API_BASE_URL", &self.api_base_url), ("SPOTIFY_ACCOUNTS_BASE_URL", &self.accounts_base_url)]
+        {
             let url = Url::parse(value).map_err(|e| ConfigError::Invalid { name, reason: e.to_string() })?;
             if !matches!(url.scheme(), "http" | "https") || url.query().is_some() {
                 return Err(ConfigError::Invalid { name, reason: "must be an http(s) URL without a query".into() });

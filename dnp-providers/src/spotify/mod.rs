@@ -39,7 +39,7 @@ pub mod emulator;
 #[cfg(feature = "emulator")]
 mod harness;
 #[cfg(feature = "emulator")]
-pub use harness::SpotifyHarness;
+pub use harness::{SpotifyHarness, test_http_config};
 
 use std::fmt;
 
@@ -47,7 +47,7 @@ use async_trait::async_trait;
 use dnp_core::normalize::normalize_name;
 use dnp_core::{
     ActionKind, ActionOutcome, ArtistCandidate, Batch, Capabilities, LibrarySnapshot, PageSizes, PlaylistRemoval,
-    ProgressSink, Provider, ProviderError, ProviderId, Track, TokenSource,
+    ProgressSink, Provider, ProviderError, ProviderId, TokenSource, Track,
 };
 
 pub use auth::{SCOPES, SpotifyAuth};
@@ -154,7 +154,11 @@ impl Provider for SpotifyProvider {
         capabilities()
     }
 
-    async fn scan(&self, auth: &dyn TokenSource, progress: &dyn ProgressSink) -> Result<LibrarySnapshot, ProviderError> {
+    async fn scan(
+        &self,
+        auth: &dyn TokenSource,
+        progress: &dyn ProgressSink,
+    ) -> Result<LibrarySnapshot, ProviderError> {
         let session = AuthSession::new(auth);
         scan::scan(&self.id, &self.client, &session, progress).await
     }

@@ -70,7 +70,11 @@ struct Scan<'a> {
 
 impl Scan<'_> {
     /// Runs `request` under the scan's concurrency limit and counts it as a page.
-    async fn page<T>(&self, section: &str, request: impl Future<Output = Result<T, ProviderError>>) -> Result<T, ProviderError> {
+    async fn page<T>(
+        &self,
+        section: &str,
+        request: impl Future<Output = Result<T, ProviderError>>,
+    ) -> Result<T, ProviderError> {
         let result = {
             // The semaphore is never closed.
             let _permit = self.gate.acquire().await.ok();
@@ -84,7 +88,12 @@ impl Scan<'_> {
 
     /// Every item of an offset-paged list whose first page is `first`: the other pages
     /// concurrently, or one after another when the list changed while being read.
-    async fn rest_of<T, F, Fut>(&self, section: &str, first: Paging<T>, fetch: F) -> Result<Vec<(u32, T)>, ProviderError>
+    async fn rest_of<T, F, Fut>(
+        &self,
+        section: &str,
+        first: Paging<T>,
+        fetch: F,
+    ) -> Result<Vec<(u32, T)>, ProviderError>
     where
         F: Fn(u32) -> Fut,
         Fut: Future<Output = Result<Paging<T>, ProviderError>>,
@@ -94,7 +103,10 @@ impl Scan<'_> {
         self.tracker.expect(offsets.len());
         let pages = try_join_all(offsets.iter().map(|&offset| self.page(section, fetch(offset)))).await?;
         let consistent = first.items.len() as u32 == first.total.min(PAGE_SIZE)
-            && pages.iter().zip(&offsets).all(|(p, &o)| p.total == total && p.items.len() as u32 == (total - o).min(PAGE_SIZE));
+            && pages
+                .iter()
+                .zip(&offsets)
+                .all(|(p, &o)| p.total == total && p.items.len() as u32 == (total - o).min(PAGE_SIZE));
         if !consistent {
             tracing::info!(section, "list changed during the scan; reading it again page by page");
             return self.sequential(section, 0, fetch).await;
@@ -133,7 +145,12 @@ impl Scan<'_> {
     }
 
     /// Reads a list one page after another from `offset`, following `next`.
-    async fn sequential<T, F, Fut>(&self, section: &str, mut offset: u32, fetch: F) -> Result<Vec<(u32, T)>, ProviderError>
+    async fn sequential<T, F, Fut>(
+        &self,
+        section: &str,
+        mut offset: u32,
+        fetch: F,
+    ) -> Result<Vec<(u32, T)>, ProviderError>
     where
         F: Fn(u32) -> Fut,
         Fut: Future<Output = Result<Paging<T>, ProviderError>>,
@@ -175,10 +192,13 @@ impl Scan<'_> {
         Ok(artists)
     }
 
-    async fn playlists(&self, user_id: &str, first: Paging<SimplifiedPlaylistObject>) -> Result<Vec<Playlist>, ProviderError> {
-        let listed = self
-            .rest_of("playlists", first, |offset| self.client.playlists(self.auth, offset, PAGE_SIZE))
-            .await?;
+    async fn playlists(
+        &self,
+        user_id: &str,
+        first: Paging<SimplifiedPlaylistObject>,
+    ) -> Result<Vec<Playlist>, ProviderError> {
+        let listed =
+            self.rest_of("playlists", first, |offset| self.client.playlists(self.auth, offset, PAGE_SIZE)).await?;
         let playlists: Vec<(Playlist, u32)> = listed
             .into_iter()
             .map(|(_, p)| {
@@ -204,7 +224,8 @@ impl Scan<'_> {
                         self.client.playlist_items(self.auth, &id, offset, PAGE_SIZE)
                     })
                     .await?;
-                playlist.items = entries.into_iter().filter_map(|(position, entry)| to_item(position, &entry)).collect();
+                playlist.items =
+                    entries.into_iter().filter_map(|(position, entry)| to_item(position, &entry)).collect();
             }
             Ok::<_, ProviderError>(playlist)
         }))
@@ -253,7 +274,12 @@ pub(crate) async fn scan(
     let liked_tracks = liked
         .into_iter()
         .filter_map(|(_, saved)| {
-            Some(LikedTrack { track: saved.track.to_track()?, added_at: saved.added_at, entry_id: None, disliked: false })
+            Some(LikedTrack {
+                track: saved.track.to_track()?,
+                added_at: saved.added_at,
+                entry_id: None,
+                disliked: false,
+            })
         })
         .collect();
     let saved_albums = albums
