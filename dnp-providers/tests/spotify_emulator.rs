@@ -647,3 +647,77 @@ async fn dropping_the_emulator_stops_the_server() {
     let fresh = Client::new();
     assert!(fresh.get(&url).send().await.is_err(), "nothing listens any more");
 }
+
+#[tokio::test]
+async fn refresh_tokens_expire_with_the_original_authorization() {
+    let config = EmulatorConfig { refresh_token_lifetime: Duration::ZERO, ..EmulatorConfig::default() };
+    let emulator = SpotifyEmulator::start(config).unwrap();
+    let (_, refresh) = emulator.issue_tokens(USER, Duration::from_secs(60));
+    let client_id = emulator.client_id();
+    let form =
+        [("grant_type", "refresh_token"), ("refresh_token", refresh.as_str()), ("client_id", client_id.as_str())];
+    let response =
+        Client::new().post(format!("{}/api/token", emulator.accounts_base_url())).form(&form).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_grant");
+}
+
+#[tokio::test]
+async fn reusing_a_refresh_token_can_revoke_the_whole_grant() {
+    let config = EmulatorConfig { reuse_revokes_grant: true, ..EmulatorConfig::default() };
+    let emulator = SpotifyEmulator::start(config).unwrap();
+    let (_, refresh) = emulator.issue_tokens(USER, Duration::from_secs(60));
+    let client_id = emulator.client_id();
+    let http = Client::new();
+    let token_url = format!("{}/api/token", emulator.accounts_base_url());
+    let refresh_with = |token: String| {
+        let form = vec![
+            ("grant_type", "refresh_token".to_owned()),
+            ("refresh_token", token),
+            ("client_id", client_id.clone()),
+        ];
+        let request = http.post(&token_url).form(&form);
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status(), response.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, first) = refresh_with(refresh.clone()).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = refresh_with(refresh).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "the spent token is refused");
+    let (status, body) = refresh_with(first["refresh_token"].as_str().unwrap().to_owned()).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant")),
+        "and so is its successor"
+    );
+    let access = first["access_token"].as_str().unwrap();
+    let response = http.get(format!("{}/me", emulator.api_base_url())).bearer_auth(access).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn basic_client_authentication_and_its_failures() {
+    let f = fixture();
+    let (_, refresh) = f.emulator.issue_tokens(USER, Duration::from_secs(60));
+    let url = format!("{}/api/token", f.emulator.accounts_base_url());
+    let form = [("grant_type", "refresh_token"), ("refresh_token", refresh.as_str())];
+    let wrong = f.http.post(&url).basic_auth(f.emulator.client_id(), Some("wrong")).form(&form).send().await.unwrap();
+    assert_eq!(wrong.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(wrong.json::<Value>().await.unwrap()["error"], "invalid_client");
+    let right = f
+        .http
+        .post(&url)
+        .basic_auth(f.emulator.client_id(), Some(f.emulator.client_secret()))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(right.status(), StatusCode::OK);
+    let json = f.http.post(&url).json(&json!({ "grant_type": "refresh_token" })).send().await.unwrap();
+    assert_eq!(json.status(), StatusCode::BAD_REQUEST, "the token endpoint takes form bodies only");
+    let (status, body) = f.token_request(&[("grant_type", "password"), ("client_id", &f.emulator.client_id())]).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("unsupported_grant_type")));
+}
