@@ -1,5 +1,6 @@
 //! [`RequestLog`]: what an emulator was asked, in order.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -26,48 +27,103 @@ pub struct LoggedRequest {
 }
 
 /// The requests an emulator answered, in the order they finished. Cheap to clone.
-#[derive(Debug, Clone, Default)]
+///
+/// It keeps the most recent [`RequestLog::DEFAULT_CAPACITY`] entries (a long-running demo
+/// does not grow without bound); [`dropped`](Self::dropped) counts the older ones let go.
+#[derive(Debug, Clone)]
 pub struct RequestLog {
-    entries: Arc<Mutex<Vec<LoggedRequest>>>,
+    inner: Arc<Mutex<Entries>>,
+}
+
+#[derive(Debug)]
+struct Entries {
+    entries: VecDeque<LoggedRequest>,
+    capacity: usize,
+    dropped: u64,
+}
+
+impl Default for RequestLog {
+    fn default() -> Self {
+        Self::with_capacity(Self::DEFAULT_CAPACITY)
+    }
 }
 
 impl RequestLog {
-    /// An empty log.
+    /// How many entries a log keeps by default.
+    pub const DEFAULT_CAPACITY: usize = 200_000;
+
+    /// An empty log keeping [`Self::DEFAULT_CAPACITY`] entries.
     pub fn new() -> Self {
         Self::default()
     }
 
-    fn lock(&self) -> MutexGuard<'_, Vec<LoggedRequest>> {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    /// An empty log keeping the most recent `capacity` entries (at least one).
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use dnp_providers::emulator::{LoggedRequest, RequestLog};
+    ///
+    /// let log = RequestLog::with_capacity(2);
+    /// for path in ["/v1/a", "/v1/b", "/v1/c"] {
+    ///     let at = Instant::now();
+    ///     log.push(LoggedRequest { method: "GET".into(), path: path.into(), status: 200, at, duration: Duration::ZERO, fault: None });
+    /// }
+    /// let paths: Vec<String> = log.entries().into_iter().map(|e| e.path).collect();
+    /// assert_eq!(paths, ["/v1/b", "/v1/c"]);
+    /// assert_eq!((log.dropped(), log.count("get", "/v1/")), (1, 2));
+    /// ```
+    pub fn with_capacity(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
+        Self { inner: Arc::new(Mutex::new(Entries { entries: VecDeque::new(), capacity, dropped: 0 })) }
     }
 
-    /// Appends one entry.
+    fn lock(&self) -> MutexGuard<'_, Entries> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Appends one entry (letting the oldest go when full).
     pub fn push(&self, entry: LoggedRequest) {
-        self.lock().push(entry);
+        let mut log = self.lock();
+        if log.entries.len() == log.capacity {
+            log.entries.pop_front();
+            log.dropped += 1;
+        }
+        log.entries.push_back(entry);
     }
 
-    /// A copy of every entry.
+    /// A copy of every entry kept.
     pub fn entries(&self) -> Vec<LoggedRequest> {
-        self.lock().clone()
+        self.lock().entries.iter().cloned().collect()
     }
 
-    /// How many requests were logged.
+    /// How many entries were let go because the log was full.
+    pub fn dropped(&self) -> u64 {
+        self.lock().dropped
+    }
+
+    /// How many entries are kept.
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().entries.len()
     }
 
-    /// Whether nothing was logged.
+    /// Whether no entry is kept.
     pub fn is_empty(&self) -> bool {
-        self.lock().is_empty()
+        self.lock().entries.is_empty()
     }
 
     /// How many logged requests had `method` and a path starting with `path_prefix`.
     pub fn count(&self, method: &str, path_prefix: &str) -> usize {
-        self.lock().iter().filter(|e| e.method.eq_ignore_ascii_case(method) && e.path.starts_with(path_prefix)).count()
+        self.lock()
+            .entries
+            .iter()
+            .filter(|e| e.method.eq_ignore_ascii_case(method) && e.path.starts_with(path_prefix))
+            .count()
     }
 
     /// Forgets every entry (for example between a benchmark's warm-up and its run).
     pub fn clear(&self) {
-        self.lock().clear();
+        let mut log = self.lock();
+        log.entries.clear();
+        log.dropped = 0;
     }
 }

@@ -268,6 +268,7 @@ pub struct AuthorizationServer {
     refresh_token_lifetime: Duration,
     code_ttl: Duration,
     reuse_revokes_grant: bool,
+    rotate_refresh_tokens: bool,
     faults: FaultInjector,
     codes: HashMap<String, Code>,
     grants: HashMap<u64, Grant>,
@@ -306,6 +307,7 @@ impl AuthorizationServer {
             refresh_token_lifetime: config.refresh_token_lifetime,
             code_ttl: config.authorization_code_ttl,
             reuse_revokes_grant: config.reuse_revokes_grant,
+            rotate_refresh_tokens: true,
             faults,
             codes: HashMap::new(),
             grants: HashMap::new(),
@@ -323,6 +325,13 @@ impl AuthorizationServer {
     /// The client secret.
     pub fn client_secret(&self) -> &str {
         &self.client_secret
+    }
+
+    /// Whether a refresh issues a new refresh token and spends the presented one (the
+    /// default, as Spotify does), or keeps the presented one valid and returns it again
+    /// (`false`, as TIDAL does: its refresh answer carries no new refresh token).
+    pub fn set_rotate_refresh_tokens(&mut self, rotate: bool) {
+        self.rotate_refresh_tokens = rotate;
     }
 
     /// Registers a redirect URI (idempotent).
@@ -368,6 +377,11 @@ impl AuthorizationServer {
             _ => return refuse("invalid_request"),
         };
         let code = random_token("AQ");
+        if self.codes.len() > 1024 {
+            // Forget codes that can no longer be exchanged (expired and never used).
+            let ttl = self.code_ttl;
+            self.codes.retain(|_, c| c.grant.is_some() || c.issued_at.elapsed() < ttl);
+        }
         self.codes.insert(
             code.clone(),
             Code {
@@ -456,7 +470,9 @@ impl AuthorizationServer {
     }
 
     /// Refreshes (`grant_type=refresh_token`): a new access token and a new refresh token;
-    /// the presented refresh token is spent.
+    /// the presented refresh token is spent. Without rotation
+    /// ([`set_rotate_refresh_tokens`](Self::set_rotate_refresh_tokens)`(false)`) the
+    /// presented refresh token stays valid and is returned as the pair's refresh token.
     ///
     /// # Errors
     /// `invalid_grant` for an unknown, used, revoked or expired refresh token (with
@@ -490,6 +506,16 @@ impl AuthorizationServer {
         if grant.authorized_at.elapsed() >= self.refresh_token_lifetime {
             return Err(GrantError::new("invalid_grant", "Refresh token expired"));
         }
+        if !self.rotate_refresh_tokens {
+            let access_token = self.issue_access(grant_id, self.access_token_ttl);
+            let scopes = self.grants.get(&grant_id).map(|g| g.scopes.clone()).unwrap_or_default();
+            return Ok(TokenPair {
+                access_token,
+                refresh_token: refresh_token.to_owned(),
+                expires_in: self.access_token_ttl,
+                scopes,
+            });
+        }
         if let Some(record) = self.refresh.get_mut(refresh_token) {
             record.used = true;
         }
@@ -502,6 +528,21 @@ impl AuthorizationServer {
     pub fn issue(&mut self, user_id: &str, scopes: Vec<String>, access_token_ttl: Duration) -> TokenPair {
         let grant = self.new_grant(user_id.to_owned(), scopes, true);
         self.issue_pair(grant, access_token_ttl)
+    }
+
+    /// Revokes the grant `token` belongs to (an access or a refresh token of it): every
+    /// token of that grant stops working, as Google's and RFC 7009's revocation endpoints
+    /// do. Returns `false` when the token is unknown or its grant already revoked (Google
+    /// then answers `400 invalid_token`).
+    pub fn revoke(&mut self, token: &str) -> bool {
+        let grant = self.access.get(token).map(|r| r.grant).or_else(|| self.refresh.get(token).map(|r| r.grant));
+        match grant.and_then(|g| self.grants.get_mut(&g)) {
+            Some(grant) if !grant.revoked && grant.revocation_generation >= self.faults.revocation_generation() => {
+                grant.revoked = true;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Checks a bearer token.
@@ -539,17 +580,22 @@ impl AuthorizationServer {
         id
     }
 
-    fn issue_pair(&mut self, grant: u64, ttl: Duration) -> TokenPair {
+    fn issue_access(&mut self, grant: u64, ttl: Duration) -> String {
         let now = Instant::now();
         if self.access.len() > 4096 {
             self.access.retain(|_, r| r.expires_at > now);
         }
         let access_token = random_token(&self.token_prefix);
-        let refresh_token = random_token("AQ");
         self.access.insert(
             access_token.clone(),
             AccessRecord { grant, expires_at: now + ttl, expiry_generation: self.faults.expiry_generation() },
         );
+        access_token
+    }
+
+    fn issue_pair(&mut self, grant: u64, ttl: Duration) -> TokenPair {
+        let access_token = self.issue_access(grant, ttl);
+        let refresh_token = random_token("AQ");
         self.refresh.insert(refresh_token.clone(), RefreshRecord { grant, used: false });
         let scopes = self.grants.get(&grant).map(|g| g.scopes.clone()).unwrap_or_default();
         TokenPair { access_token, refresh_token, expires_in: ttl, scopes }
