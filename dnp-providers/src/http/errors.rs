@@ -13,6 +13,9 @@ use super::redact::redact_text;
 /// `{"error": "invalid_grant", "error_description": "…"}` and the JSON:API shape
 /// `{"errors": [{"status": "409", "code": "…", "detail": "…"}]}` (TIDAL; the first error
 /// object is read: `detail` or `title` as the message, `code` as the reason).
+/// Google's APIs use the Web API shape with the reason inside
+/// `{"error": {"code": 403, "message": "…", "errors": [{"reason": "quotaExceeded"}]}}`: the
+/// first `errors[].reason` is read when `error.reason` is absent.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ErrorBody {
     /// The message, at most 200 characters, redacted.
@@ -45,6 +48,15 @@ struct RawApiError {
     message: Option<String>,
     #[serde(default)]
     reason: Option<String>,
+    /// Google's APIs (YouTube): `{"error": {"code", "message", "errors": [{"reason"…}]}}`.
+    #[serde(default)]
+    errors: Vec<RawErrorItem>,
+}
+
+#[derive(Deserialize)]
+struct RawErrorItem {
+    #[serde(default)]
+    reason: Option<String>,
 }
 
 fn clip(text: &str) -> String {
@@ -57,7 +69,8 @@ impl ErrorBody {
     pub fn parse(body: &[u8]) -> Self {
         match serde_json::from_slice::<RawError>(body) {
             Ok(RawError::Api { error }) => {
-                Self { message: error.message.as_deref().map(clip), reason: error.reason.as_deref().map(clip) }
+                let reason = error.reason.or_else(|| error.errors.into_iter().find_map(|e| e.reason));
+                Self { message: error.message.as_deref().map(clip), reason: reason.as_deref().map(clip) }
             }
             Ok(RawError::OAuth { error, error_description }) => {
                 Self { message: error_description.as_deref().map(clip), reason: Some(clip(&error)) }
@@ -101,6 +114,13 @@ pub(crate) fn map_status(provider: &ProviderId, endpoint: &str, status: u16, bod
             ProviderError::InvalidInput { provider: provider.clone(), endpoint: endpoint.to_owned(), detail }
         }
         401 => ProviderError::NeedsReauth { provider: provider.clone(), reason: detail },
+        // Google's APIs (YouTube): a spent daily quota, and per-user or per-project rate limits.
+        403 if matches!(body.reason.as_deref(), Some("quotaExceeded" | "dailyLimitExceeded")) => {
+            ProviderError::QuotaExceeded { provider: provider.clone(), retry_after: None }
+        }
+        403 if matches!(body.reason.as_deref(), Some("rateLimitExceeded" | "userRateLimitExceeded")) => {
+            ProviderError::RateLimited { provider: provider.clone(), retry_after: None }
+        }
         403 if body.message.as_deref().is_some_and(|m| m.to_ascii_lowercase().contains("scope")) => {
             ProviderError::NeedsReauth { provider: provider.clone(), reason: format!("missing permission: {detail}") }
         }
@@ -174,5 +194,18 @@ mod tests {
         assert_eq!(parse_retry_after(&h), None);
         h.insert(reqwest::header::RETRY_AFTER, "-1".parse().unwrap());
         assert_eq!(parse_retry_after(&h), None);
+    }
+
+    #[test]
+    fn google_error_bodies_give_their_reason_and_quota_403s_map_by_it() {
+        let body = ErrorBody::parse(
+            br#"{"error":{"code":403,"message":"quota","errors":[{"message":"quota","domain":"youtube.quota","reason":"quotaExceeded"}]}}"#,
+        );
+        assert_eq!(body.reason.as_deref(), Some("quotaExceeded"));
+        let reason = |r: &str| ErrorBody { message: Some("m".into()), reason: Some(r.into()) };
+        assert_eq!(map_status(&p(), "GET /x", 403, &reason("quotaExceeded")).code(), "quota_exceeded");
+        assert_eq!(map_status(&p(), "GET /x", 403, &reason("dailyLimitExceeded")).code(), "quota_exceeded");
+        assert_eq!(map_status(&p(), "GET /x", 403, &reason("userRateLimitExceeded")).code(), "rate_limited");
+        assert_eq!(map_status(&p(), "GET /x", 403, &reason("forbidden")).code(), "invalid_input");
     }
 }

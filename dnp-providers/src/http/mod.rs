@@ -33,7 +33,12 @@ mod redact;
 mod retry;
 mod transport;
 
+#[cfg(test)]
+mod tests;
+
 pub use breaker::{BreakerPermit, BreakerState, CircuitBreaker};
+#[cfg(test)]
+pub(crate) use client::decode_json;
 pub use client::{ApiClient, ApiRequest, ApiResponse, AuthSession, ClientStats};
 pub use config::{BreakerConfig, ConfigError, HttpConfig, RateLimit};
 pub use errors::{ErrorBody, parse_retry_after};

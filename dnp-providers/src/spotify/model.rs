@@ -351,3 +351,103 @@ pub struct AddItemsBody {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub position: Option<u32>,
 }
+
+#[cfg(test)]
+mod tests {
+    use dnp_core::{CreditRole, ProviderError, ProviderId};
+
+    use super::*;
+    use crate::http::decode_json;
+    use crate::spotify::client::endpoints;
+
+    fn spotify() -> ProviderId {
+        ProviderId::new(ProviderId::SPOTIFY).unwrap()
+    }
+
+    #[test]
+    fn saved_tracks_parse_with_featured_credits_isrc_and_local_files_left_out() {
+        let page: Paging<SavedTrackObject> =
+            decode_json(&spotify(), endpoints::LIKED_TRACKS, include_bytes!("testdata/saved_tracks.json")).unwrap();
+        assert_eq!((page.total, page.offset, page.items.len()), (3, 0, 2));
+        assert!(page.next.is_some());
+        let work = page.items[0].track.to_track().unwrap();
+        assert_eq!(work.id, "14WWzenpaEgQZlqPq2nk4v");
+        assert_eq!(work.isrc.as_deref(), Some("QMJMT1600001"));
+        assert_eq!(work.artists[0].role, CreditRole::Primary);
+        assert_eq!(work.artists[1].role, CreditRole::Featured);
+        assert_eq!(work.artists[1].id.as_deref(), Some("3TVXtAsR1Inumwj472S9r4"));
+        assert_eq!(work.album.as_ref().unwrap().artists[0].name, "Rihanna");
+        assert_eq!(work.url.as_deref(), Some("https://open.spotify.com/track/14WWzenpaEgQZlqPq2nk4v"));
+        assert_eq!(page.items[0].added_at.unwrap().to_rfc3339(), "2026-05-01T10:15:00+00:00");
+        assert!(page.items[1].track.to_track().is_none(), "a local file has no Spotify id");
+    }
+
+    #[test]
+    fn playlist_items_read_item_not_track_and_keep_only_spotify_tracks() {
+        let page: Paging<PlaylistTrackObject> =
+            decode_json(&spotify(), endpoints::PLAYLIST_ITEMS, include_bytes!("testdata/playlist_items.json")).unwrap();
+        assert_eq!(page.items.len(), 4);
+        let tracks: Vec<Option<String>> = page.items.iter().map(|i| i.to_track().map(|t| t.id)).collect();
+        assert_eq!(
+            tracks,
+            [Some("3BHSGgGZ8nA1HK8rNnr1eu".to_owned()), None, None, Some("3BHSGgGZ8nA1HK8rNnr1eu".to_owned())],
+            "the episode and the unavailable entry are skipped, the duplicate kept"
+        );
+        // The deprecated `track` field is not read.
+        let only_deprecated =
+            br#"{"added_at":null,"is_local":false,"track":{"id":"3BHSGgGZ8nA1HK8rNnr1eu","name":"x","artists":[]}}"#;
+        let entry: PlaylistTrackObject = decode_json(&spotify(), endpoints::PLAYLIST_ITEMS, only_deprecated).unwrap();
+        assert!(entry.to_track().is_none());
+    }
+
+    #[test]
+    fn playlists_and_followed_artists_parse() {
+        let page: Paging<SimplifiedPlaylistObject> =
+            decode_json(&spotify(), endpoints::PLAYLISTS, include_bytes!("testdata/playlists.json")).unwrap();
+        assert_eq!(page.items[0].owner.id, "alice");
+        assert_eq!(page.items[0].items.total, 4);
+        assert!(page.items[1].collaborative);
+        assert_eq!(page.items[1].snapshot_id, "Mjsx");
+        let followed: FollowedArtists =
+            decode_json(&spotify(), endpoints::FOLLOWED_ARTISTS, include_bytes!("testdata/followed_artists.json"))
+                .unwrap();
+        assert_eq!(followed.artists.cursors.unwrap().after.as_deref(), Some("0TnOYISbd1XYRBk9myaseg"));
+        assert_eq!(followed.artists.items[0].images[0].url, "https://i.scdn.co/image/x");
+    }
+
+    #[test]
+    fn malformed_json_is_a_protocol_error_naming_the_endpoint_and_the_field() {
+        let err = decode_json::<Paging<SavedTrackObject>>(
+            &spotify(),
+            endpoints::LIKED_TRACKS,
+            include_bytes!("testdata/malformed_saved_tracks.json"),
+        )
+        .unwrap_err();
+        match &err {
+            ProviderError::Protocol { endpoint, detail, .. } => {
+                assert_eq!(endpoint, "GET /me/tracks");
+                assert!(detail.contains("items[0].track.artists"), "{detail}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(err.to_string().contains("GET /me/tracks"), "{err}");
+        for bad in [&b"not json"[..], b"{}", br#"{"items":[],"total":-1,"limit":50,"offset":0}"#] {
+            let err = decode_json::<Paging<SavedTrackObject>>(&spotify(), endpoints::LIKED_TRACKS, bad).unwrap_err();
+            assert_eq!(err.code(), "protocol");
+        }
+    }
+
+    #[test]
+    fn request_bodies_follow_the_spec() {
+        let body = RemoveItemsBody {
+            items: vec![UriObject { uri: "spotify:track:a".into() }],
+            snapshot_id: Some("s1".into()),
+        };
+        assert_eq!(
+            serde_json::to_string(&body).unwrap(),
+            r#"{"items":[{"uri":"spotify:track:a"}],"snapshot_id":"s1"}"#
+        );
+        let add = AddItemsBody { uris: vec!["spotify:track:a".into()], position: Some(3) };
+        assert_eq!(serde_json::to_string(&add).unwrap(), r#"{"uris":["spotify:track:a"],"position":3}"#);
+    }
+}
