@@ -38,6 +38,7 @@ pub const MIGRATIONS_TABLE: &str = "_dnp_queue_migrations";
 pub struct SqlJobQueue {
     pool: SqlPool,
     backoff: Backoff,
+    synchronous_commit: bool,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -233,6 +234,10 @@ const RESERVE: Sql = Sql {
 /// SQLite's half of the `lost` step of [`RESERVE`] (PostgreSQL does it in the same
 /// statement). Binds: $1 now, $5 message (numbered to match).
 #[cfg(feature = "sqlite")]
+const SQLITE_ANY_LOST: &str = "SELECT 1 FROM dnp_jobs \
+     WHERE status = 'running' AND lease_expires_us <= $1 AND attempts >= max_attempts LIMIT 1";
+
+#[cfg(feature = "sqlite")]
 const SQLITE_BURY_LOST: &str = "UPDATE dnp_jobs SET status = 'dead', last_error = $2, worker = NULL, \
      lease_token = NULL, lease_expires_us = NULL, updated_us = $1 \
      WHERE status = 'running' AND lease_expires_us <= $1 AND attempts >= max_attempts";
@@ -347,21 +352,42 @@ const CLEANUP: Sql = Sql {
 
 // ---------------------------------------------------------------------------------------
 
-/// Builds `$sql` for the pool's database, binds `$b…`, and evaluates `$body` with the
-/// query as `$q` and the pool as `$p`. Each arm is compiled for its own database.
+/// Runs `$body` with `$p` bound to an executor for PostgreSQL: the pool itself, or, when
+/// the queue relaxes commits, a transaction with `synchronous_commit` off for its length.
+#[cfg(feature = "postgres")]
+macro_rules! pg_exec {
+    ($queue:expr, $pool:expr, |$p:ident| $body:expr) => {
+        if $queue.synchronous_commit {
+            let $p = $pool;
+            $body
+        } else {
+            let mut tx = $pool.begin().await.map_err(be)?;
+            sqlx::query("SET LOCAL synchronous_commit = off").execute(&mut *tx).await.map_err(be)?;
+            let out = {
+                let $p = &mut *tx;
+                $body
+            };
+            tx.commit().await.map_err(be)?;
+            out
+        }
+    };
+}
+
+/// Builds `$sql` for the queue's database, binds `$b…`, and evaluates `$body` with the
+/// query as `$q` and an executor as `$p`. Each arm is compiled for its own database.
 macro_rules! with_query {
-    ($pool:expr, $sql:expr, [$($b:expr),* $(,)?], |$q:ident, $p:ident| $body:expr) => {
-        match $pool {
+    ($queue:expr, $sql:expr, [$($b:expr),* $(,)?], |$q:ident, $p:ident| $body:expr) => {
+        match &$queue.pool {
             #[cfg(feature = "sqlite")]
             SqlPool::Sqlite($p) => {
                 let $q = sqlx::query($sql.sqlite)$(.bind($b))*;
                 $body
             }
             #[cfg(feature = "postgres")]
-            SqlPool::Postgres($p) => {
+            SqlPool::Postgres(pool) => pg_exec!($queue, pool, |$p| {
                 let $q = sqlx::query($sql.postgres)$(.bind($b))*;
                 $body
-            }
+            }),
         }
     };
 }
@@ -414,7 +440,7 @@ fn u64_to_i64(field: &str, v: u64) -> Result<i64, StoreError> {
 impl SqlJobQueue {
     /// A queue over `pool` (either database), with the default [`Backoff`].
     pub fn new(pool: impl Into<SqlPool>) -> Self {
-        Self { pool: pool.into(), backoff: Backoff::default() }
+        Self { pool: pool.into(), backoff: Backoff::default(), synchronous_commit: true }
     }
 
     /// A queue over a SQLite pool. Open the pool in WAL mode with a busy timeout (sqlx's
@@ -433,6 +459,23 @@ impl SqlJobQueue {
     /// Uses `backoff` as the retry schedule of [`JobQueue::fail`].
     pub fn with_backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = backoff;
+        self
+    }
+
+    /// PostgreSQL only: with `false`, every statement of the queue runs in a transaction
+    /// with `SET LOCAL synchronous_commit = off`, so its commit does not wait for the WAL to
+    /// reach the disk (the default, `true`, leaves the server's setting alone).
+    ///
+    /// On a disk with slow flushes this multiplies throughput (see docs/performance.md),
+    /// at a price: if the PostgreSQL server (not the application) crashes, the queue changes
+    /// of the last moments (at most about three `wal_writer_delay`s, 600 ms by default) are
+    /// lost. The database stays consistent; a lost `complete` or `reserve` makes a job run
+    /// again (jobs are at-least-once anyway), but a lost `enqueue` loses that job although
+    /// its producer was told it was stored. Use it when producers can re-enqueue (idempotency
+    /// keys make that safe), e.g. for scheduled work. No effect on SQLite, where the pool's
+    /// `synchronous` pragma decides.
+    pub fn with_synchronous_commit(mut self, on: bool) -> Self {
+        self.synchronous_commit = on;
         self
     }
 
@@ -479,7 +522,7 @@ impl SqlJobQueue {
     /// [`StoreError::Backend`] when the database fails.
     pub async fn explain_list_by_owner(&self, owner: UserId, limit: u32) -> Result<String, StoreError> {
         let owner = owner.to_string();
-        let lines: Vec<String> = with_query!(&self.pool, EXPLAIN_LIST, [owner, i64::MAX, i64::from(limit)], |q, p| {
+        let lines: Vec<String> = with_query!(self, EXPLAIN_LIST, [owner, i64::MAX, i64::from(limit)], |q, p| {
             let rows = q.fetch_all(p).await.map_err(be)?;
             let mut lines = Vec::with_capacity(rows.len());
             for row in &rows {
@@ -502,9 +545,7 @@ impl SqlJobQueue {
         let batch = i64::from(batch.max(1));
         let mut total = 0;
         loop {
-            let n = with_query!(&self.pool, CLEANUP, [cutoff, batch], |q, p| {
-                q.execute(p).await.map_err(be)?.rows_affected()
-            });
+            let n = with_query!(self, CLEANUP, [cutoff, batch], |q, p| q.execute(p).await.map_err(be)?.rows_affected());
             total += n;
             if n == 0 {
                 return Ok(total);
@@ -513,7 +554,7 @@ impl SqlJobQueue {
     }
 
     async fn fetch_job(&self, sql: Sql, id: String) -> Result<Option<Job>, StoreError> {
-        let raw = with_query!(&self.pool, sql, [id], |q, p| {
+        let raw = with_query!(self, sql, [id], |q, p| {
             q.fetch_optional(p).await.map_err(be)?.map(|r| raw_from_row(&r)).transpose()?
         });
         raw.map(RawJob::into_job).transpose()
@@ -521,7 +562,7 @@ impl SqlJobQueue {
 
     async fn finish(&self, lease: &Lease, status: &'static str) -> Result<(), StoreError> {
         let (id, token) = (lease.job.id.to_string(), lease.token.to_string());
-        let n = with_query!(&self.pool, FINISH, [status, now_us(), &id, &token], |q, p| {
+        let n = with_query!(self, FINISH, [status, now_us(), &id, &token], |q, p| {
             q.execute(p).await.map_err(be)?.rows_affected()
         });
         if n == 1 { Ok(()) } else { Err(StoreError::LeaseLost { job: lease.job.id }) }
@@ -542,7 +583,7 @@ impl JobQueue for SqlJobQueue {
             let run_at = new.run_at.map_or(now, to_us);
             let id = JobId::new_random().to_string();
             let inserted = with_query!(
-                &self.pool,
+                self,
                 INSERT,
                 [&id, &new.kind, &payload, &owner, priority, max_attempts, run_at, &new.idempotency_key, now],
                 |q, p| q.fetch_optional(p).await.map_err(be)?.map(|r| raw_from_row(&r)).transpose()?
@@ -568,12 +609,17 @@ impl JobQueue for SqlJobQueue {
         let raw = match &self.pool {
             #[cfg(feature = "sqlite")]
             SqlPool::Sqlite(p) => {
-                sqlx::query(SQLITE_BURY_LOST)
-                    .bind(now)
-                    .bind(LEASE_EXPIRED_ON_LAST_ATTEMPT)
-                    .execute(p)
-                    .await
-                    .map_err(be)?;
+                // Readers do not take SQLite's write lock: look before burying.
+                let lost: Option<i64> =
+                    sqlx::query_scalar(SQLITE_ANY_LOST).bind(now).fetch_optional(p).await.map_err(be)?;
+                if lost.is_some() {
+                    sqlx::query(SQLITE_BURY_LOST)
+                        .bind(now)
+                        .bind(LEASE_EXPIRED_ON_LAST_ATTEMPT)
+                        .execute(p)
+                        .await
+                        .map_err(be)?;
+                }
                 let row = sqlx::query(RESERVE.sqlite)
                     .bind(now)
                     .bind(worker)
@@ -585,7 +631,7 @@ impl JobQueue for SqlJobQueue {
                 row.map(|r| raw_from_row(&r)).transpose()?
             }
             #[cfg(feature = "postgres")]
-            SqlPool::Postgres(p) => {
+            SqlPool::Postgres(pool) => pg_exec!(self, pool, |p| {
                 let row = sqlx::query(RESERVE.postgres)
                     .bind(now)
                     .bind(worker)
@@ -596,7 +642,7 @@ impl JobQueue for SqlJobQueue {
                     .await
                     .map_err(be)?;
                 row.map(|r| raw_from_row(&r)).transpose()?
-            }
+            }),
         };
         match raw {
             Some(raw) => Ok(Some(Lease { job: raw.into_job()?, token })),
@@ -608,7 +654,7 @@ impl JobQueue for SqlJobQueue {
         let now = now_us();
         let (id, token) = (lease.job.id.to_string(), lease.token.to_string());
         let cancel: Option<bool> =
-            with_query!(&self.pool, HEARTBEAT, [now.saturating_add(dur_us(extend)), now, &id, &token], |q, p| {
+            with_query!(self, HEARTBEAT, [now.saturating_add(dur_us(extend)), now, &id, &token], |q, p| {
                 match q.fetch_optional(p).await.map_err(be)? {
                     Some(row) => Some(row.try_get::<bool, _>(0).map_err(be)?),
                     None => None,
@@ -625,7 +671,7 @@ impl JobQueue for SqlJobQueue {
         let done = u64_to_i64("progress.done", progress.done)?;
         let total = progress.total.map(|t| u64_to_i64("progress.total", t)).transpose()?;
         let (id, token) = (lease.job.id.to_string(), lease.token.to_string());
-        let n = with_query!(&self.pool, PROGRESS, [done, total, &progress.message, now_us(), &id, &token], |q, p| {
+        let n = with_query!(self, PROGRESS, [done, total, &progress.message, now_us(), &id, &token], |q, p| {
             q.execute(p).await.map_err(be)?.rows_affected()
         });
         if n == 1 { Ok(()) } else { Err(StoreError::LeaseLost { job: lease.job.id }) }
@@ -640,7 +686,7 @@ impl JobQueue for SqlJobQueue {
         let delay = self.backoff.delay(lease.job.attempts, jitter(lease.token));
         let next = now.saturating_add(dur_us(delay));
         let (id, token) = (lease.job.id.to_string(), lease.token.to_string());
-        let raw = with_query!(&self.pool, FAIL, [retryable, next, error, now, &id, &token], |q, p| {
+        let raw = with_query!(self, FAIL, [retryable, next, error, now, &id, &token], |q, p| {
             q.fetch_optional(p).await.map_err(be)?.map(|r| raw_from_row(&r)).transpose()?
         });
         match raw {
@@ -655,7 +701,7 @@ impl JobQueue for SqlJobQueue {
 
     async fn cancel(&self, id: JobId) -> Result<Job, StoreError> {
         let id_s = id.to_string();
-        let raw = with_query!(&self.pool, CANCEL, [now_us(), &id_s], |q, p| {
+        let raw = with_query!(self, CANCEL, [now_us(), &id_s], |q, p| {
             q.fetch_optional(p).await.map_err(be)?.map(|r| raw_from_row(&r)).transpose()?
         });
         match raw {
@@ -679,14 +725,14 @@ impl JobQueue for SqlJobQueue {
         }
         let owner = owner.to_string();
         let before = before.map_or(i64::MAX, to_us);
-        let raws: Vec<RawJob> = with_query!(&self.pool, LIST, [owner, before, i64::from(limit)], |q, p| {
+        let raws: Vec<RawJob> = with_query!(self, LIST, [owner, before, i64::from(limit)], |q, p| {
             q.fetch_all(p).await.map_err(be)?.iter().map(raw_from_row).collect::<Result<_, _>>()?
         });
         raws.into_iter().map(RawJob::into_job).collect()
     }
 
     async fn depth(&self) -> Result<Vec<QueueDepth>, StoreError> {
-        let rows: Vec<(String, String, i64)> = with_query!(&self.pool, DEPTH, [], |q, p| {
+        let rows: Vec<(String, String, i64)> = with_query!(self, DEPTH, [], |q, p| {
             let rows = q.fetch_all(p).await.map_err(be)?;
             rows.iter()
                 .map(|r| Ok((r.try_get(0).map_err(be)?, r.try_get(1).map_err(be)?, r.try_get(2).map_err(be)?)))

@@ -127,3 +127,26 @@ mod enabled {
         assert_eq!(n, 1);
     }
 }
+
+/// The same contract with `with_synchronous_commit(false)`: each statement in its own
+/// transaction with `SET LOCAL synchronous_commit = off`.
+mod asynchronous_commit {
+    use super::*;
+
+    async fn fresh() -> (Arc<dyn JobQueue>, TestDb) {
+        let db = TestDb::create().await;
+        let q = SqlJobQueue::postgres(db.pool.clone())
+            .with_backoff(crate::checks::test_backoff())
+            .with_synchronous_commit(false);
+        q.migrate().await.unwrap();
+        (Arc::new(q), db)
+    }
+
+    contract_tests!(fresh);
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn lease_lost_on_last_attempt_is_dead() {
+        let (q, _guard) = fresh().await;
+        crate::checks::lease_lost_on_last_attempt_is_dead(q).await;
+    }
+}

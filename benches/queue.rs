@@ -1,0 +1,271 @@
+//! Throughput of the job queue backends, and Redis latency for other clients meanwhile.
+//!
+//! DNP_TEST_CMD='cargo bench -p dnp-benches --bench queue' scripts/test
+//! (or set DNP_TEST_POSTGRES_URL and DNP_TEST_REDIS_URL yourself and run
+//! `cargo bench -p dnp-benches --bench queue`; `-- --jobs N --workers N --backends sqlite,redis`
+//! change the run).
+//!
+//! For each backend: 4 producers enqueue 10,000 jobs, then 4 workers reserve and complete
+//! them (each worker loops reserve → complete until every job is done). Prints jobs per
+//! second for each phase and end to end (10,000 / (enqueue time + processing time)).
+//! Backends: `sqlite` (reference, WAL, synchronous=NORMAL), `postgres` (the default:
+//! durable commits, bounded by the disk's flush latency), `postgres-async`
+//! (`SqlJobQueue::with_synchronous_commit(false)`), `redis`. For Redis, another client
+//! PINGs Redis in a loop from its own thread for the whole run and the latency of its
+//! PINGs is printed (p50, p99, max). Targets: at least 2,000 jobs/s end to end on
+//! `postgres-async` and `redis`; Redis PING max under 5 ms. Exits 1 when a target is
+//! missed or a job was not done exactly once.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use dnp_core::{JobQueue, NewJob};
+use dnp_queue::{RedisJobQueue, RedisQueueOptions, SqlJobQueue};
+use sqlx::ConnectOptions;
+
+const TARGET_JOBS_PER_SEC: f64 = 2000.0;
+const TARGET_PING_MS: f64 = 5.0;
+
+struct Args {
+    jobs: usize,
+    workers: usize,
+    backends: Vec<String>,
+}
+
+fn args() -> Result<Args, String> {
+    let mut a = Args {
+        jobs: 10_000,
+        workers: 4,
+        backends: ["sqlite", "postgres", "postgres-async", "redis"].map(String::from).to_vec(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
+        match arg.as_str() {
+            "--jobs" => a.jobs = value("--jobs")?.parse().map_err(|_| "--jobs: not a number")?,
+            "--workers" => a.workers = value("--workers")?.parse().map_err(|_| "--workers: not a number")?,
+            "--backends" => a.backends = value("--backends")?.split(',').map(str::to_owned).collect(),
+            _ => {} // `cargo bench` passes `--bench`
+        }
+    }
+    if a.jobs == 0 || a.workers == 0 {
+        return Err("--jobs and --workers must be at least 1".into());
+    }
+    Ok(a)
+}
+
+fn env(name: &str) -> Result<String, String> {
+    std::env::var(name).map_err(|_| format!("{name} is unset: run scripts/test (see the top of benches/queue.rs)"))
+}
+
+struct Figures {
+    enqueue: Duration,
+    process: Duration,
+}
+
+/// Enqueues `jobs` with `workers` producers, then drains them with `workers` workers.
+async fn run(q: Arc<dyn JobQueue>, jobs: usize, workers: usize) -> Result<Figures, String> {
+    let start = Instant::now();
+    let mut producers = Vec::new();
+    for p in 0..workers {
+        let q = q.clone();
+        producers.push(tokio::spawn(async move {
+            for i in (p..jobs).step_by(workers) {
+                let job = NewJob::new("bench", serde_json::json!({ "i": i })).with_priority((i % 3) as i32);
+                q.enqueue(job).await.map_err(|e| e.to_string())?;
+            }
+            Ok::<_, String>(())
+        }));
+    }
+    for p in producers {
+        p.await.map_err(|e| e.to_string())??;
+    }
+    let enqueue = start.elapsed();
+
+    let done = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let mut consumers = Vec::new();
+    for w in 0..workers {
+        let (q, done) = (q.clone(), done.clone());
+        consumers.push(tokio::spawn(async move {
+            let name = format!("bench-worker-{w}");
+            while done.load(Ordering::SeqCst) < jobs as u64 {
+                match q.reserve(&name, Duration::from_secs(60)).await.map_err(|e| e.to_string())? {
+                    Some(lease) => {
+                        if lease.job.attempts != 1 {
+                            return Err(format!("job {} handed out twice", lease.job.id));
+                        }
+                        q.complete(&lease).await.map_err(|e| e.to_string())?;
+                        done.fetch_add(1, Ordering::SeqCst);
+                    }
+                    // Every remaining job is leased by another worker at this instant.
+                    None => tokio::time::sleep(Duration::from_millis(1)).await,
+                }
+            }
+            Ok::<_, String>(())
+        }));
+    }
+    for c in consumers {
+        c.await.map_err(|e| e.to_string())??;
+    }
+    let process = start.elapsed();
+    let left: u64 = q.depth().await.map_err(|e| e.to_string())?.iter().map(|d| d.queued + d.running).sum();
+    if done.load(Ordering::SeqCst) != jobs as u64 || left != 0 {
+        return Err(format!("{} of {jobs} jobs done, {left} left in the queue", done.load(Ordering::SeqCst)));
+    }
+    Ok(Figures { enqueue, process })
+}
+
+fn report(backend: &str, jobs: usize, workers: usize, f: &Figures) -> f64 {
+    let rate = |d: Duration| jobs as f64 / d.as_secs_f64();
+    let end_to_end = rate(f.enqueue + f.process);
+    println!(
+        "{backend:<10} {jobs} jobs, {workers} workers: enqueue {:>7.0} jobs/s ({:.2} s), reserve+complete {:>7.0} jobs/s ({:.2} s), end to end {:>7.0} jobs/s",
+        rate(f.enqueue),
+        f.enqueue.as_secs_f64(),
+        rate(f.process),
+        f.process.as_secs_f64(),
+        end_to_end
+    );
+    end_to_end
+}
+
+async fn sqlite(a: &Args) -> Result<f64, String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(&format!("sqlite://{}/bench.db", dir.path().display()))
+        .map_err(|e| e.to_string())?
+        .create_if_missing(true)
+        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+        .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
+        .busy_timeout(Duration::from_secs(30));
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(a.workers as u32 + 1)
+        .connect_with(options)
+        .await
+        .map_err(|e| e.to_string())?;
+    let q = SqlJobQueue::sqlite(pool);
+    q.migrate().await.map_err(|e| e.to_string())?;
+    let f = run(Arc::new(q), a.jobs, a.workers).await?;
+    Ok(report("sqlite", a.jobs, a.workers, &f))
+}
+
+async fn postgres(a: &Args, synchronous_commit: bool) -> Result<f64, String> {
+    let admin = sqlx::postgres::PgConnectOptions::from_str(&env("DNP_TEST_POSTGRES_URL")?)
+        .map_err(|e| e.to_string())?
+        .disable_statement_logging();
+    let name = format!("dnp_queue_bench_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = admin.connect().await.map_err(|e| e.to_string())?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    let result = async {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(a.workers as u32 * 2)
+            .connect_with(admin.clone().database(&name))
+            .await
+            .map_err(|e| e.to_string())?;
+        let q = SqlJobQueue::postgres(pool.clone()).with_synchronous_commit(synchronous_commit);
+        q.migrate().await.map_err(|e| e.to_string())?;
+        let f = run(Arc::new(q), a.jobs, a.workers).await;
+        pool.close().await;
+        f
+    }
+    .await;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+        .execute(&mut conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    let label = if synchronous_commit { "postgres" } else { "postgres-async" };
+    Ok(report(label, a.jobs, a.workers, &result?))
+}
+
+async fn redis_bench(a: &Args) -> Result<(f64, f64), String> {
+    let url = env("DNP_TEST_REDIS_URL")?;
+    let prefix = format!("dnp:bench:{}:", uuid::Uuid::new_v4().simple());
+    let q = RedisJobQueue::connect(&url, RedisQueueOptions::default().with_prefix(&prefix))
+        .await
+        .map_err(|e| e.to_string())?;
+
+    // Another client: its own connection on its own OS thread (not this runtime, whose
+    // scheduling would add to the figures), PINGing back to back for the whole run.
+    let client = redis::Client::open(url.as_str()).map_err(|e| e.to_string())?;
+    let mut ping_conn = client.get_connection().map_err(|e| e.to_string())?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let pinger = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut samples = Vec::with_capacity(100_000);
+            while !stop.load(Ordering::SeqCst) {
+                let t = Instant::now();
+                let pong: redis::RedisResult<String> = redis::cmd("PING").query(&mut ping_conn);
+                samples.push(t.elapsed());
+                if let Err(e) = pong {
+                    return Err(e.to_string());
+                }
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            Ok(samples)
+        })
+    };
+    let result = run(Arc::new(q.clone()), a.jobs, a.workers).await;
+    stop.store(true, Ordering::SeqCst);
+    let mut samples = pinger.join().map_err(|_| "the PING thread panicked".to_owned())??;
+    // Clean up the bench's keys (finished jobs and their indexes) by SCAN.
+    q.cleanup(chrono::Utc::now() + chrono::Duration::hours(1)).await.map_err(|e| e.to_string())?;
+    let f = result?;
+    let rate = report("redis", a.jobs, a.workers, &f);
+    samples.sort();
+    let pct = |p: f64| samples[((samples.len() - 1) as f64 * p).round() as usize].as_secs_f64() * 1000.0;
+    let max = samples.last().map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+    println!(
+        "redis      PING from another client during the run: {} pings, p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+        samples.len(),
+        pct(0.50),
+        pct(0.99),
+        max
+    );
+    Ok((rate, max))
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 4)]
+async fn main() {
+    let a = match args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("queue bench: {e}");
+            std::process::exit(2);
+        }
+    };
+    let mut failed = Vec::new();
+    for backend in &a.backends {
+        let outcome = match backend.as_str() {
+            "sqlite" => sqlite(&a).await.map(|_| ()), // for reference: no target
+            // Durable commits: bounded by the disk's flush latency; reported, no target.
+            "postgres" => postgres(&a, true).await.map(|_| ()),
+            "postgres-async" => postgres(&a, false).await.map(|rate| {
+                if rate < TARGET_JOBS_PER_SEC {
+                    failed.push(format!("postgres-async: {rate:.0} jobs/s < {TARGET_JOBS_PER_SEC}"));
+                }
+            }),
+            "redis" => redis_bench(&a).await.map(|(rate, max)| {
+                if rate < TARGET_JOBS_PER_SEC {
+                    failed.push(format!("redis: {rate:.0} jobs/s < {TARGET_JOBS_PER_SEC}"));
+                }
+                if max >= TARGET_PING_MS {
+                    failed.push(format!("redis: PING max {max:.3} ms >= {TARGET_PING_MS} ms"));
+                }
+            }),
+            other => Err(format!("unknown backend {other:?} (sqlite, postgres, postgres-async, redis)")),
+        };
+        if let Err(e) = outcome {
+            failed.push(format!("{backend}: {e}"));
+        }
+    }
+    if !failed.is_empty() {
+        eprintln!("queue bench: targets missed or errors:\n  {}", failed.join("\n  "));
+        std::process::exit(1);
+    }
+}
