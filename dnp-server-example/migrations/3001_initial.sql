@@ -106,7 +106,8 @@ CREATE INDEX IF NOT EXISTS batches_user ON batches (user_id, created_at);
 CREATE INDEX IF NOT EXISTS batches_plan ON batches (plan_id);
 CREATE INDEX IF NOT EXISTS batches_rollback_of ON batches (rollback_of);
 
--- The write-ahead action log of each batch (dnp_core::ActionLog).
+-- The write-ahead action log of each batch (dnp_core::ActionLog). The after-state is
+-- derived from the state: a confirmed action's effect, else the before-state.
 CREATE TABLE IF NOT EXISTS batch_items (
     batch_id TEXT NOT NULL REFERENCES batches (id) ON DELETE CASCADE,
     action_id BIGINT NOT NULL,
@@ -115,7 +116,6 @@ CREATE TABLE IF NOT EXISTS batch_items (
     label TEXT NOT NULL,
     action_json TEXT NOT NULL,
     before_json TEXT NOT NULL,
-    after_json TEXT,
     failure_json TEXT,
     note TEXT,
     updated_at BIGINT NOT NULL,

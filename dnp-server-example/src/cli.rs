@@ -18,6 +18,8 @@ struct Cli {
 enum Command {
     /// Serve the HTTP API (with an embedded worker in the SQLite default).
     Serve,
+    /// Run background jobs.
+    Worker,
     /// Apply database migrations and exit.
     Migrate,
 }
@@ -28,6 +30,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let mode = match &cli.command {
         Command::Serve => Mode::Serve,
+        Command::Worker => Mode::Worker,
         Command::Migrate => Mode::Migrate,
     };
     let config = match Config::from_env(mode) {
@@ -48,6 +51,7 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Serve => crate::run::serve(config).await,
+            Command::Worker => crate::run::worker(config).await,
             Command::Migrate => crate::run::migrate(config).await,
         }
     });

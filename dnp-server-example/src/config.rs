@@ -85,6 +85,38 @@ pub struct Config {
     pub log_format: LogFormat,
     /// `TRUST_PROXY_HEADERS`: take the client address from `X-Forwarded-For` (default false).
     pub trust_proxy_headers: bool,
+    /// The key service (`KMS_PROVIDER`, `LOCAL_KMS_KEY_FILE`, `VAULT_*`: see dnp-vault). The
+    /// local key file defaults to `DATA_DIR/dnp-kms.key`.
+    pub kms: dnp_vault::KmsConfig,
+    /// `DATA_KEY_CACHE_SIZE`: unwrapped data keys kept in memory (default 10,000).
+    pub data_key_cache_size: usize,
+    /// The job queue (`REDIS_URL`, `JOB_LEASE_SECONDS`, `JOB_MAX_ATTEMPTS`,
+    /// `QUEUE_CLEANUP_BATCH`: see dnp-queue).
+    pub queue: dnp_queue::QueueConfig,
+    /// Each music service's client settings; a service whose client id is unset is off.
+    pub providers: ProviderSettings,
+}
+
+/// The music services' client settings.
+#[derive(Clone, Debug, Default)]
+pub struct ProviderSettings {
+    /// Spotify (`SPOTIFY_CLIENT_ID`, `SPOTIFY_CLIENT_SECRET`, `SPOTIFY_REDIRECT_URI` (default
+    /// `PUBLIC_BASE_URL/api/v1/connections/spotify/callback`), `SPOTIFY_API_BASE_URL`,
+    /// `SPOTIFY_ACCOUNTS_BASE_URL`).
+    pub spotify: Option<dnp_providers::spotify::SpotifyConfig>,
+}
+
+fn provider_error(e: dnp_providers::http::ConfigError) -> ConfigError {
+    match e {
+        dnp_providers::http::ConfigError::Missing { name } => ConfigError::new(name, "is not set"),
+        dnp_providers::http::ConfigError::Invalid { name, reason } => ConfigError::new(name, reason),
+        other => ConfigError::new("provider settings", other.to_string()),
+    }
+}
+
+/// The default redirect URI of provider `id`: the server's own callback route.
+pub(crate) fn default_redirect_uri(public_base_url: &str, id: &str) -> String {
+    format!("{public_base_url}/api/v1/connections/{id}/callback")
 }
 
 impl fmt::Debug for Config {
@@ -207,7 +239,37 @@ impl Config {
             }
         };
 
+        let key_file = data_dir.join(dnp_vault::config::DEFAULT_LOCAL_KEY_FILE).display().to_string();
+        let kms_lookup = |name: &str| match (name, get(name)) {
+            ("LOCAL_KMS_KEY_FILE", None) => Some(key_file.clone()),
+            (_, v) => v,
+        };
+        let kms = dnp_vault::KmsConfig::from_lookup(kms_lookup)
+            .map_err(|e| ConfigError::new(e.variable(), e.problem()))?;
+        let data_key_cache_size = dnp_vault::config::data_key_cache_size_from_lookup(&get)
+            .map_err(|e| ConfigError::new(e.variable(), e.problem()))?;
+        let queue = dnp_queue::QueueConfig::from_lookup(&get).map_err(|e| match e {
+            dnp_queue::ConfigError::Invalid { variable, reason, .. } => ConfigError::new(variable, reason),
+            other => ConfigError::new("queue", other.to_string()),
+        })?;
+
+        let spotify = match get("SPOTIFY_CLIENT_ID") {
+            None => None,
+            Some(_) => {
+                let redirect = default_redirect_uri(&public_base_url, "spotify");
+                let lookup = |name: &str| match (name, get(name)) {
+                    ("SPOTIFY_REDIRECT_URI", None) => Some(redirect.clone()),
+                    (_, v) => v,
+                };
+                Some(dnp_providers::spotify::SpotifyConfig::from_lookup(lookup).map_err(provider_error)?)
+            }
+        };
+
         Ok(Self {
+            providers: ProviderSettings { spotify },
+            kms,
+            data_key_cache_size,
+            queue,
             database_url: SecretString::from(database_url),
             data_dir,
             redis_url: redis_url.map(SecretString::from),

@@ -95,6 +95,8 @@ impl Database {
         )];
         let mut migrator = Migrator::with_migrations(migrations);
         migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
+        // The vault's and the queue's migrations are recorded in their own tables.
+        migrator.set_ignore_missing(true);
         migrator
     }
 

@@ -27,8 +27,11 @@ pub(crate) mod crypto;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod jobs;
 pub mod run;
 pub mod state;
+pub mod store;
+pub mod worker;
 
 pub use api::router;
 pub use config::{Config, ConfigError, Mode};

@@ -6,7 +6,7 @@ use secrecy::ExposeSecret;
 
 use crate::config::{Config, ConfigError};
 use crate::db::Database;
-use crate::state::{AppState, Backends, Providers};
+use crate::state::{AppState, Backends, HealthCheck, Providers};
 
 /// Why a process could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -38,19 +38,90 @@ pub async fn connect_and_migrate(config: &Config) -> Result<Database, StartError
     Ok(db)
 }
 
-/// Builds the backends the configuration names.
+/// Builds the backends the configuration names: the key service, the encrypted token
+/// store over the database, and the job queue (SQL, or Redis when `REDIS_URL` is set); and
+/// applies the token store's and the SQL queue's migrations.
 ///
 /// # Errors
 /// When one cannot be started.
 pub async fn backends(config: &Config, db: Database) -> Result<Backends, StartError> {
-    let _ = config;
+    let kms = config.kms.clone().build().map_err(|e| StartError::Backend(format!("key service: {e}")))?;
+    let cache = dnp_vault::DataKeyCache::new(config.data_key_cache_size);
+    let store = match &db {
+        Database::Sqlite(pool) => dnp_vault::SqlTokenStore::sqlite(pool.clone(), kms.clone()),
+        Database::Postgres(pool) => dnp_vault::SqlTokenStore::postgres(pool.clone(), kms.clone()),
+    }
+    .with_cache(cache);
+    store.migrate().await.map_err(|e| StartError::Database(format!("token store migration failed: {e}")))?;
+    let sql_pool: dnp_queue::SqlPool = match &db {
+        Database::Sqlite(pool) => pool.clone().into(),
+        Database::Postgres(pool) => pool.clone().into(),
+    };
+    let queue = config.queue.open(Some(sql_pool)).await.map_err(|e| StartError::Backend(format!("job queue: {e}")))?;
+    queue.migrate().await.map_err(|e| StartError::Database(format!("job queue migration failed: {e}")))?;
+    let redis_check: Option<Arc<dyn HealthCheck>> = match &config.queue.backend {
+        dnp_queue::QueueBackend::Redis { url } => Some(Arc::new(
+            RedisHealth::connect(url.expose_secret()).await.map_err(|e| StartError::Backend(format!("redis: {e}")))?,
+        )),
+        _ => None,
+    };
     Ok(Backends {
         db,
-        tokens: Arc::new(dnp_core::memory::MemoryTokenStore::new()),
-        queue: Arc::new(dnp_core::memory::MemoryJobQueue::new()),
-        kms: None,
-        redis_check: None,
+        tokens: Arc::new(store),
+        queue: queue.clone().into_shared(),
+        kms: Some(kms),
+        redis_check,
+        queue_maintenance: Some(queue),
     })
+}
+
+/// Readiness and figures of the Redis the queue uses, over its own connection.
+struct RedisHealth {
+    conn: redis::aio::ConnectionManager,
+}
+
+impl std::fmt::Debug for RedisHealth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisHealth").finish_non_exhaustive()
+    }
+}
+
+impl RedisHealth {
+    async fn connect(url: &str) -> Result<Self, redis::RedisError> {
+        let client = redis::Client::open(url)?;
+        Ok(Self { conn: redis::aio::ConnectionManager::new(client).await? })
+    }
+}
+
+#[async_trait::async_trait]
+impl HealthCheck for RedisHealth {
+    fn name(&self) -> &str {
+        "redis"
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        let mut conn = self.conn.clone();
+        let pong: Result<String, _> = redis::cmd("PING").query_async(&mut conn).await;
+        pong.map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    async fn gauges(&self) -> Vec<(String, f64)> {
+        let mut conn = self.conn.clone();
+        let started = std::time::Instant::now();
+        let info: Result<String, _> = redis::cmd("INFO").arg("clients").query_async(&mut conn).await;
+        let elapsed = started.elapsed().as_secs_f64();
+        let Ok(info) = info else { return Vec::new() };
+        let mut out = vec![("redis_round_trip_seconds".to_owned(), elapsed)];
+        for line in info.lines() {
+            if let Some((k, v)) = line.trim().split_once(':')
+                && matches!(k, "connected_clients" | "blocked_clients")
+                && let Ok(n) = v.parse::<f64>()
+            {
+                out.push((format!("redis_{k}"), n));
+            }
+        }
+        out
+    }
 }
 
 /// The providers the configuration enables.
@@ -58,8 +129,27 @@ pub async fn backends(config: &Config, db: Database) -> Result<Backends, StartEr
 /// # Errors
 /// When a provider's settings are wrong.
 pub fn providers_from_env(config: &Config) -> Result<Providers, StartError> {
-    let _ = config;
-    Ok(Providers::new())
+    let mut providers = Providers::new();
+    if let Some(spotify) = &config.providers.spotify {
+        register_spotify(&mut providers, spotify.clone())?;
+    }
+    Ok(providers)
+}
+
+/// Registers the Spotify adapter with `config`.
+///
+/// # Errors
+/// When the adapter refuses the configuration.
+pub fn register_spotify(
+    providers: &mut Providers,
+    config: dnp_providers::spotify::SpotifyConfig,
+) -> Result<(), StartError> {
+    let auth = dnp_providers::spotify::SpotifyAuth::new(config.clone())
+        .map_err(|e| StartError::Config(ConfigError::new("SPOTIFY_CLIENT_ID", e.to_string())))?;
+    let provider = dnp_providers::spotify::SpotifyProvider::new(config)
+        .map_err(|e| StartError::Config(ConfigError::new("SPOTIFY_CLIENT_ID", e.to_string())))?;
+    providers.register(Arc::new(provider), Arc::new(auth), "Spotify");
+    Ok(())
 }
 
 /// `dnp-server migrate`.
@@ -85,7 +175,42 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     let backends = backends(&config, db).await?;
     let providers = providers_from_env(&config)?;
     let state = AppState::new(config, backends, providers);
-    serve_state(state, shutdown_signal()).await
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let worker = state.config().run_worker_in_serve.then(|| {
+        tracing::info!("running an embedded worker (RUN_WORKER)");
+        let config = crate::worker::WorkerConfig::from_state(&state);
+        tokio::spawn(crate::worker::run(state.clone(), config, stop_rx.clone()))
+    });
+    let result = serve_state(state.clone(), async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    })
+    .await;
+    if let Some(w) = worker {
+        let _ = w.await;
+    }
+    state.db().close().await;
+    result
+}
+
+/// `dnp-server worker`.
+///
+/// # Errors
+/// When a backend cannot start.
+pub async fn worker(config: Config) -> Result<(), StartError> {
+    crate::api::ops::install_metrics();
+    let db = connect_and_migrate(&config).await?;
+    let backends = backends(&config, db).await?;
+    let providers = providers_from_env(&config)?;
+    let state = AppState::new(config, backends, providers);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let config = crate::worker::WorkerConfig::from_state(&state);
+    let handle = tokio::spawn(crate::worker::run(state.clone(), config, stop_rx));
+    shutdown_signal().await;
+    let _ = stop_tx.send(true);
+    let _ = handle.await;
+    state.db().close().await;
+    Ok(())
 }
 
 /// Serves `state` on its configured address until `shutdown` completes.

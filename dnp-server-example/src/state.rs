@@ -90,6 +90,8 @@ pub struct Backends {
     pub kms: Option<Arc<dyn KmsProvider>>,
     /// A readiness check of Redis, when the queue uses it.
     pub redis_check: Option<Arc<dyn HealthCheck>>,
+    /// The concrete queue, for periodic cleanup of finished jobs (none for test doubles).
+    pub queue_maintenance: Option<dnp_queue::Queue>,
 }
 
 impl fmt::Debug for Backends {
@@ -110,8 +112,8 @@ pub trait HealthCheck: Send + Sync + fmt::Debug {
     fn name(&self) -> &str;
     /// Whether it answers.
     async fn check(&self) -> Result<(), String>;
-    /// Gauges to export on `/metrics` (name, value), e.g. pool connections.
-    fn gauges(&self) -> Vec<(String, f64)> {
+    /// Gauges to export on `/metrics` (name, value), measured when called.
+    async fn gauges(&self) -> Vec<(String, f64)> {
         Vec::new()
     }
 }
@@ -184,5 +186,10 @@ impl AppState {
 
     pub(crate) fn backends(&self) -> &Backends {
         &self.0.backends
+    }
+
+    /// Forgets the cached analytics summary of `user` (their data changed).
+    pub(crate) fn invalidate_summary(&self, user: UserId) {
+        self.0.summary_cache.lock().unwrap_or_else(|e| e.into_inner()).remove(&user);
     }
 }

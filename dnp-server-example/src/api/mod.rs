@@ -12,7 +12,13 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 pub mod accounts;
+pub mod connections;
+pub mod dnp;
+pub mod enforcement;
+pub mod library;
 pub mod ops;
+pub mod page;
+pub mod settings;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -39,7 +45,10 @@ impl utoipa::Modify for BearerAuth {
 
 /// The `/api/v1` routes and their OpenAPI document.
 pub(crate) fn api_v1() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(accounts::router()).split_for_parts()
+    OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(accounts::router()).merge(dnp::router()).merge(connections::router())
+        .merge(library::router())
+        .merge(enforcement::router())
+        .merge(settings::router()).split_for_parts()
 }
 
 /// The whole HTTP application over `state`.
@@ -66,6 +75,14 @@ pub fn router(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(|_| ApiError::internal("a handler panicked").into_response()))
         .layer(axum::middleware::from_fn(crate::http::observe))
         .with_state(state)
+}
+
+/// Parses an optional JSON body: empty means the default.
+pub(crate) fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))
 }
 
 async fn not_found() -> Response {

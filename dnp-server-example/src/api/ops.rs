@@ -113,7 +113,7 @@ async fn sample_gauges(state: &AppState) {
     metrics::gauge!("db_pool_connections", "state" => "idle").set(idle as f64);
     metrics::gauge!("db_pool_connections", "state" => "in_use").set(size.saturating_sub(idle as u32) as f64);
     if let Some(redis) = &state.backends().redis_check {
-        for (name, value) in redis.gauges() {
+        for (name, value) in redis.gauges().await {
             metrics::gauge!(name).set(value);
         }
     }

@@ -12,6 +12,8 @@ use dnp_server::{AppState, Backends, Config, Database, Mode, Providers};
 use serde_json::Value;
 use tower::ServiceExt;
 
+pub mod spotify;
+
 pub const SECRET: &str = "test-session-secret-0123456789abcdef-0123456789";
 
 pub struct TestApp {
