@@ -37,12 +37,14 @@
 //! | service | module | feature | removal | notes |
 //! |---|---|---|---|---|
 //! | Spotify | [`spotify`] | `spotify` (default) | liked tracks, saved albums, followed artists, playlist items | `docs/providers/spotify.md` |
+//! | YouTube Music | `youtube_music` | `youtube_music` | liked videos (rating removed), playlist items (by item id, re-inserted at their position), subscriptions; one item per call, 10,000 quota units a day (about 200 writes); saved albums: manual checklist | `docs/providers/youtube-music.md` |
 //!
 //! ## Feature flags
 //!
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `spotify` | yes | the Spotify adapter |
+//! | `youtube_music` | no | the YouTube Music adapter (YouTube Data API v3) |
 //! | `emulator` | no | the service emulators (axum servers) and the conformance harnesses over them |
 //!
 //! ## Why this design
@@ -56,6 +58,9 @@ pub mod http;
 
 #[cfg(feature = "spotify")]
 pub mod spotify;
+
+#[cfg(feature = "youtube_music")]
+pub mod youtube_music;
 
 #[cfg(feature = "emulator")]
 pub mod emulator;
