@@ -22,6 +22,15 @@ enum Command {
     Worker,
     /// Apply database migrations and exit.
     Migrate,
+    /// Run everything in-process against emulated music services, with a demo account.
+    Demo {
+        /// Keep the demo's data in this directory (default: a new temporary directory).
+        #[arg(long)]
+        data_dir: Option<std::path::PathBuf>,
+        /// Listen on this address (default 127.0.0.1:8080; port 0 picks a free one).
+        #[arg(long)]
+        bind: Option<std::net::SocketAddr>,
+    },
 }
 
 /// Parses the command line, runs the command, and returns the process exit code: 0 on
@@ -32,8 +41,13 @@ pub fn main() -> ExitCode {
         Command::Serve => Mode::Serve,
         Command::Worker => Mode::Worker,
         Command::Migrate => Mode::Migrate,
+        Command::Demo { .. } => Mode::Demo,
     };
-    let config = match Config::from_env(mode) {
+    // The demo makes its own configuration; only the log settings come from the environment.
+    let lookup_mode = |name: &str| {
+        if mode == Mode::Demo && !matches!(name, "LOG_FORMAT") { None } else { std::env::var(name).ok() }
+    };
+    let config = match Config::from_lookup(mode, lookup_mode) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("dnp-server: {e}");
@@ -53,6 +67,7 @@ pub fn main() -> ExitCode {
             Command::Serve => crate::run::serve(config).await,
             Command::Worker => crate::run::worker(config).await,
             Command::Migrate => crate::run::migrate(config).await,
+            Command::Demo { data_dir, bind } => crate::demo::run(config, data_dir, bind).await,
         }
     });
     match result {

@@ -32,6 +32,9 @@ pub const REENFORCE_SWEEP: &str = "reenforce_sweep";
 /// Job type: scan, plan and enforce again for one user.
 pub const REENFORCE: &str = "reenforce";
 
+/// Every job type the worker runs.
+pub const ALL_KINDS: [&str; 6] = [LIBRARY_SCAN, ENFORCEMENT, TOKEN_REFRESH_SWEEP, TOKEN_REFRESH, REENFORCE_SWEEP, REENFORCE];
+
 /// How many token refresh jobs become due per minute (rate-limited batches).
 pub(crate) const REFRESH_BATCH_PER_MINUTE: usize = 50;
 /// Attempts of a token refresh before the connection is marked `needs_reauth`.

@@ -25,12 +25,14 @@ pub mod cli;
 pub mod config;
 pub(crate) mod crypto;
 pub mod db;
+pub mod demo;
 pub mod error;
 pub mod http;
 pub mod jobs;
 pub mod run;
 pub mod state;
 pub mod store;
+pub mod web;
 pub mod worker;
 
 pub use api::router;

@@ -223,6 +223,19 @@ pub async fn serve_state(
 ) -> Result<(), StartError> {
     let addr = state.config().bind_addr;
     let listener = tokio::net::TcpListener::bind(addr).await?;
+    serve_listener(state, listener, shutdown).await
+}
+
+/// Serves `state` on `listener` until `shutdown` completes.
+///
+/// # Errors
+/// When serving fails.
+pub async fn serve_listener(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let addr = listener.local_addr()?;
     tracing::info!(%addr, public_url = %state.config().public_base_url, "listening");
     let app = crate::api::router(state);
     axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())

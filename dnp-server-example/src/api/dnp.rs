@@ -125,7 +125,7 @@ async fn count_entries(state: &AppState, user: UserId) -> Result<i64, ApiError> 
 }
 
 /// Inserts an entry; `Ok(false)` when the user already has an entry of the same name.
-async fn insert_entry(state: &AppState, user: UserId, entry: &DnpEntry) -> Result<bool, ApiError> {
+pub(crate) async fn insert_entry(state: &AppState, user: UserId, entry: &DnpEntry) -> Result<bool, ApiError> {
     let json = serde_json::to_string(entry)?;
     let result = with_pool!(state.db(), pool => {
         sqlx::query(

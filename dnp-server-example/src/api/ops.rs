@@ -119,9 +119,16 @@ async fn sample_gauges(state: &AppState) {
     }
     match state.queue().depth().await {
         Ok(depths) => {
+            // Every job type this server runs is reported, at 0 when none is waiting, so
+            // that a type whose jobs all finished does not keep its last value.
+            let mut kinds: std::collections::BTreeMap<String, (u64, u64)> =
+                crate::jobs::ALL_KINDS.iter().map(|k| ((*k).to_owned(), (0, 0))).collect();
             for d in depths {
-                metrics::gauge!("job_queue_depth", "kind" => d.kind.clone(), "state" => "queued").set(d.queued as f64);
-                metrics::gauge!("job_queue_depth", "kind" => d.kind, "state" => "running").set(d.running as f64);
+                kinds.insert(d.kind, (d.queued, d.running));
+            }
+            for (kind, (queued, running)) in kinds {
+                metrics::gauge!("job_queue_depth", "kind" => kind.clone(), "state" => "queued").set(queued as f64);
+                metrics::gauge!("job_queue_depth", "kind" => kind, "state" => "running").set(running as f64);
             }
         }
         Err(e) => tracing::warn!(error = %e, "queue depth unavailable"),
