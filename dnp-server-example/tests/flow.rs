@@ -76,6 +76,20 @@ async fn run_flow(world: &World) {
     );
     assert_eq!(after.liked_tracks.len(), before.liked_tracks.len() - liked_by_artist);
 
+    // Analytics count it.
+    let stats = app.get("/api/v1/analytics/enforcement?days=7&provider=spotify", &token).await;
+    assert_eq!(stats.status, StatusCode::OK, "{}", stats.text);
+    assert_eq!(stats.body["total_batches"], 1);
+    assert_eq!(stats.body["total_actions"].as_u64().unwrap(), total);
+    assert_eq!(stats.body["success_rate"], 1.0);
+    assert_eq!(stats.body["daily"].as_array().unwrap().len(), 7);
+    assert_eq!(stats.body["daily"][6]["confirmed"].as_u64().unwrap(), total);
+    let summary = app.get("/api/v1/analytics/summary", &token).await;
+    assert_eq!(summary.body["dnp_list_size"], 1);
+    assert_eq!(summary.body["connected_providers"][0]["provider"], "spotify");
+    assert_eq!(summary.body["recent_enforcements"][0]["confirmed"].as_u64().unwrap(), total);
+    assert_eq!(app.get("/api/v1/analytics/enforcement?days=0", &token).await.status, StatusCode::BAD_REQUEST);
+
     // The events stream ends with `done`.
     let events = app.get(&format!("/api/v1/enforcement/batches/{batch_id}/events"), &token).await;
     assert_eq!(events.status, StatusCode::OK);

@@ -12,6 +12,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 pub mod accounts;
+pub mod analytics;
 pub mod connections;
 pub mod dnp;
 pub mod enforcement;
@@ -48,7 +49,8 @@ pub(crate) fn api_v1() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(accounts::router()).merge(dnp::router()).merge(connections::router())
         .merge(library::router())
         .merge(enforcement::router())
-        .merge(settings::router()).split_for_parts()
+        .merge(settings::router())
+        .merge(analytics::router()).split_for_parts()
 }
 
 /// The whole HTTP application over `state`.
