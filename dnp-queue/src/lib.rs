@@ -101,7 +101,8 @@
 //! [`list_by_owner`](dnp_core::JobQueue::list_by_owner) as a backward index range scan
 //! ([`SqlJobQueue::explain_list_by_owner`] shows the plan); partial indexes on queued jobs
 //! by `(priority DESC, run_at_us, created_us)` and on running jobs by `lease_expires_us`
-//! serve `reserve`; `(status, kind)` serves [`depth`](dnp_core::JobQueue::depth); a partial
+//! serve `reserve`; a partial index of queued and running jobs by `(kind, status)` serves
+//! [`depth`](dnp_core::JobQueue::depth); a partial
 //! index on finished jobs by `updated_us` serves [`SqlJobQueue::cleanup`].
 //!
 //! On PostgreSQL `reserve` is one statement: the best due queued job and the best

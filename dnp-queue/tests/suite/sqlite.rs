@@ -47,6 +47,21 @@ async fn ten_thousand_jobs_listing_reads_only_the_owner_index() {
     assert!(!plan.contains("TEMP B-TREE"), "the index gives the order, no sort: plan:\n{plan}");
 }
 
+/// Regression: `reserve` found expired leases through an index on `(status, kind)`, reading
+/// every running job on every call. It must search `dnp_jobs_leased` (and `dnp_jobs_ready`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reserve_reads_expired_leases_by_the_leased_index() {
+    let (q, _dir) = fresh_sql().await;
+    crate::checks::many_running_few_queued(Arc::new(q.clone())).await;
+    if let dnp_queue::SqlPool::Sqlite(p) = q.pool() {
+        sqlx::query("ANALYZE").execute(p).await.unwrap();
+    }
+    let plan = q.explain_reserve().await.unwrap();
+    assert!(plan.contains("SCAN dnp_jobs USING INDEX dnp_jobs_ready"), "queued jobs in index order: plan:\n{plan}");
+    assert!(plan.contains("SEARCH dnp_jobs USING INDEX dnp_jobs_leased (lease_expires_us<?)"), "plan:\n{plan}");
+    assert!(!plan.lines().any(|l| l.trim() == "SCAN dnp_jobs"), "no full scan: plan:\n{plan}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn migrations_are_idempotent_and_coexist_with_other_migrators() {
     let dir = tempfile::tempdir().unwrap();
@@ -68,7 +83,7 @@ async fn migrations_are_idempotent_and_coexist_with_other_migrators() {
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert_eq!(n, 1);
+    assert_eq!(n, 2, "two migrations recorded, once each");
     q.enqueue(NewJob::new("scan", serde_json::json!({}))).await.unwrap();
 }
 
