@@ -198,13 +198,13 @@ async fn approle_kms(addr: &str, token: &SecretString, r: &AppRole) -> (VaultTra
 #[tokio::test]
 async fn approle_logs_in_and_renews_its_token_before_the_lease_ends() {
     let (addr, token) = vault_env();
-    // A 3 s token, renewable for a minute, from a secret id good for ONE login: every
+    // A 6 s token, renewable for two minutes, from a secret id good for ONE login: every
     // call after the first lease must ride on renewals.
-    let role = approle(&addr, &token, "3s", "60s", 1).await;
+    let role = approle(&addr, &token, "6s", "120s", 1).await;
     let (kms, secret_id) = approle_kms(&addr, &token, &role).await;
     let key = kms.generate_data_key().await.unwrap();
     let started = std::time::Instant::now();
-    while started.elapsed() < Duration::from_secs(8) {
+    while started.elapsed() < Duration::from_secs(14) {
         let back = kms.decrypt_data_key(&key.wrapped).await.unwrap();
         assert_eq!(back.expose_secret(), key.plaintext.expose_secret());
         tokio::time::sleep(Duration::from_millis(400)).await;
