@@ -71,7 +71,7 @@ static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 pub(crate) const LATENCY_BUCKETS_MS: [f64; 7] = [10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 5000.0];
 
 /// Installs the process-wide Prometheus recorder (once; later calls return the same).
-pub(crate) fn install_metrics() -> Option<&'static PrometheusHandle> {
+pub fn install_metrics() -> Option<&'static PrometheusHandle> {
     HANDLE
         .get_or_init(|| {
             let builder = PrometheusBuilder::new()

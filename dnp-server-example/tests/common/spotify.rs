@@ -65,7 +65,7 @@ impl World {
         let config = dnp_server::worker::WorkerConfig {
             name: "test-worker".into(),
             concurrency: 2,
-            lease: Duration::from_secs(30),
+            lease: Duration::from_secs(3),
             poll_interval: Duration::from_millis(20),
             scheduler: false,
         };
