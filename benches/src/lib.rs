@@ -1,1 +1,3 @@
 //! Shared helpers of the benches.
+
+pub mod planner_data;

@@ -8,7 +8,7 @@ use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::id::{EntryId, ProviderId};
-use crate::normalize::normalize_name;
+use crate::normalize::{FingerprintFilter, normalize_name};
 
 /// Who an artist is, across services.
 ///
@@ -111,6 +111,11 @@ pub struct BlockedSet {
     pub(crate) by_name_only: FxHashMap<String, u32>,
     /// Normalized name or alias -> index, for every entry (title mentions, aggressive).
     pub(crate) by_any_name: FxHashMap<String, u32>,
+    /// Fingerprints of the keys of `by_name_only`: most credits are ruled out without
+    /// normalizing their name.
+    pub(crate) name_only_filter: FingerprintFilter,
+    /// Fingerprints of the keys of `by_any_name`.
+    pub(crate) any_name_filter: FingerprintFilter,
 }
 
 impl BlockedSet {
@@ -130,8 +135,10 @@ impl BlockedSet {
                     continue;
                 }
                 if ids.is_empty() {
+                    set.name_only_filter.insert(&normalized);
                     set.by_name_only.entry(normalized.clone()).or_insert(index);
                 }
+                set.any_name_filter.insert(&normalized);
                 set.by_any_name.entry(normalized).or_insert(index);
             }
         }

@@ -9,22 +9,41 @@ use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
 
 /// Folds a name for comparison: Unicode compatibility decomposition, diacritics removed,
-/// lowercase, `&` read as `and`, punctuation dropped, whitespace collapsed.
+/// lowercase, `&` read as `and`, dashes and underscores read as spaces, other punctuation
+/// dropped, whitespace collapsed.
 ///
 /// ```
 /// use dnp_core::normalize::normalize_name;
 /// assert_eq!(normalize_name("  Beyoncé "), "beyonce");
 /// assert_eq!(normalize_name("Simon & Garfunkel"), "simon and garfunkel");
 /// assert_eq!(normalize_name("AC/DC"), "acdc");
+/// assert_eq!(normalize_name("Jay-Z"), normalize_name("JAY Z"));
 /// ```
 pub fn normalize_name(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
+    normalize_name_into(name, &mut out);
+    out
+}
+
+/// [`normalize_name`] into a buffer the caller reuses (cleared first): no allocation once
+/// the buffer is large enough. ASCII names take a fast path with the same result.
+pub fn normalize_name_into(name: &str, out: &mut String) {
+    out.clear();
+    if name.is_ascii() {
+        normalize_ascii(name, out);
+    } else {
+        normalize_unicode(name, out);
+    }
+}
+
+/// The general path: NFKD, then the folding rules char by char.
+fn normalize_unicode(name: &str, out: &mut String) {
     let mut pending_space = false;
     for c in name.nfkd() {
         if is_combining_mark(c) {
             continue;
         }
-        if c.is_whitespace() || c == '-' || c == '_' {
+        if c.is_whitespace() || matches!(c, '-' | '_' | '\u{2010}'..='\u{2015}' | '\u{2212}') {
             pending_space = !out.is_empty();
             continue;
         }
@@ -45,7 +64,128 @@ pub fn normalize_name(name: &str) -> String {
         }
         out.extend(c.to_lowercase());
     }
-    out
+}
+
+/// The ASCII path: NFKD is the identity on ASCII and no ASCII char is a combining mark,
+/// so the same rules apply byte by byte.
+fn normalize_ascii(name: &str, out: &mut String) {
+    let mut pending_space = false;
+    for &b in name.as_bytes() {
+        if b.is_ascii_alphanumeric() {
+            if pending_space {
+                out.push(' ');
+                pending_space = false;
+            }
+            out.push(b.to_ascii_lowercase() as char);
+        } else if b == b'&' {
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.push_str("and");
+            pending_space = true;
+        } else if (b as char).is_whitespace() || b == b'-' || b == b'_' {
+            pending_space = !out.is_empty();
+        }
+    }
+}
+
+/// A cheap fingerprint of a normalized name: a hash of its bytes, spaces left out. Equal
+/// names have equal fingerprints; [`name_fingerprint`] computes it from the raw name
+/// without normalizing it.
+pub(crate) fn fingerprint(normalized: &str) -> u64 {
+    let mut fp = Fingerprint::default();
+    for &b in normalized.as_bytes() {
+        if b != b' ' {
+            fp.byte(b);
+        }
+    }
+    fp.0
+}
+
+/// The [`fingerprint`] of `normalize_name(name)`, computed in one pass without writing the
+/// normalized name: ASCII bytes directly, other chars through their compatibility
+/// decomposition (NFKD's reordering only moves combining marks, which are dropped).
+pub(crate) fn name_fingerprint(name: &str) -> u64 {
+    let mut fp = Fingerprint::default();
+    if name.is_ascii() {
+        for &b in name.as_bytes() {
+            fp.ascii(b);
+        }
+    } else {
+        for c in name.chars() {
+            if c.is_ascii() {
+                fp.ascii(c as u8);
+            } else {
+                unicode_normalization::char::decompose_compatible(c, |d| fp.decomposed(d));
+            }
+        }
+    }
+    fp.0
+}
+
+/// The running hash of a fingerprint.
+#[derive(Default)]
+struct Fingerprint(u64);
+
+impl Fingerprint {
+    fn byte(&mut self, b: u8) {
+        self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x517C_C1B7_2722_0A95);
+    }
+
+    fn ascii(&mut self, b: u8) {
+        if b.is_ascii_alphanumeric() {
+            self.byte(b.to_ascii_lowercase());
+        } else if b == b'&' {
+            self.byte(b'a');
+            self.byte(b'n');
+            self.byte(b'd');
+        }
+    }
+
+    fn decomposed(&mut self, d: char) {
+        if d.is_ascii() {
+            return self.ascii(d as u8);
+        }
+        if is_combining_mark(d) || !d.is_alphanumeric() {
+            return;
+        }
+        let mut buf = [0u8; 4];
+        for lower in d.to_lowercase() {
+            for &b in lower.encode_utf8(&mut buf).as_bytes() {
+                self.byte(b);
+            }
+        }
+    }
+}
+
+/// A set of fingerprints as a 65,536-bit filter: `may_contain` is never wrong when it
+/// says no.
+#[derive(Debug, Clone)]
+pub(crate) struct FingerprintFilter(Box<[u64; 1024]>);
+
+impl Default for FingerprintFilter {
+    fn default() -> Self {
+        Self(Box::new([0; 1024]))
+    }
+}
+
+impl FingerprintFilter {
+    fn slot(fingerprint: u64) -> (usize, u64) {
+        let h = fingerprint.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 48;
+        ((h >> 6) as usize, 1u64 << (h & 63))
+    }
+
+    /// Adds a normalized name.
+    pub(crate) fn insert(&mut self, normalized: &str) {
+        let (word, bit) = Self::slot(fingerprint(normalized));
+        self.0[word] |= bit;
+    }
+
+    /// Whether a name with this fingerprint may be in the set.
+    pub(crate) fn may_contain(&self, fingerprint: u64) -> bool {
+        let (word, bit) = Self::slot(fingerprint);
+        self.0[word] & bit != 0
+    }
 }
 
 /// Whether `title` may name featured artists: it contains `feat`, `ft.`, `featuring` or
@@ -78,11 +218,7 @@ pub fn split_artist_list(list: &str) -> Vec<String> {
     let mut names = Vec::new();
     let mut rest = list;
     loop {
-        let next = [", ", " & ", " and ", " x ", " X ", " with ", "/", ";"]
-            .iter()
-            .filter_map(|sep| rest.find(sep).map(|i| (i, sep.len())))
-            .min();
-        let (piece, tail) = match next {
+        let (piece, tail) = match next_separator(rest) {
             Some((i, len)) => (&rest[..i], Some(&rest[i + len..])),
             None => (rest, None),
         };
@@ -96,6 +232,22 @@ pub fn split_artist_list(list: &str) -> Vec<String> {
         }
     }
     names
+}
+
+/// The first separator of a credit list: (byte index, length). One pass; shorter
+/// separators first where two would start at the same index.
+fn next_separator(s: &str) -> Option<(usize, usize)> {
+    const SEPARATORS: [&[u8]; 8] = [b"/", b";", b", ", b" & ", b" x ", b" X ", b" and ", b" with "];
+    let bytes = s.as_bytes();
+    for i in 0..bytes.len() {
+        if !matches!(bytes[i], b'/' | b';' | b',' | b' ') {
+            continue;
+        }
+        if let Some(sep) = SEPARATORS.iter().find(|sep| bytes[i..].starts_with(sep)) {
+            return Some((i, sep.len()));
+        }
+    }
+    None
 }
 
 /// Finds a feature marker; returns (start of marker, first byte after it).
@@ -145,6 +297,140 @@ mod tests {
     fn trailing_version_is_not_a_name() {
         assert_eq!(featured_in_title("Song (feat. A) - Remastered"), vec!["a"]);
         assert_eq!(featured_in_title("Song feat. A - Live"), vec!["a"]);
+    }
+
+    #[test]
+    fn unicode_dashes_separate_like_ascii_ones() {
+        assert_eq!(normalize_name("Jay\u{2010}Z"), "jay z");
+        assert_eq!(normalize_name("Jay\u{2011}Z"), "jay z");
+        assert_eq!(normalize_name("A \u{2014} B"), "a b");
+    }
+
+    #[test]
+    fn ascii_fast_path_matches_the_general_path() {
+        let samples = [
+            "",
+            " ",
+            "&",
+            "A&B",
+            " & x",
+            "AC/DC",
+            "Jay-Z",
+            "  Simon  &  Garfunkel ",
+            "a\x0bb",
+            "MF DOOM!!",
+            "__init__",
+            "-lead",
+            "trail-",
+            "Panic! at the Disco",
+            "t.A.T.u.",
+            "50 Cent",
+            "a\tb\nc\rd",
+            "A & & B",
+        ];
+        for s in samples {
+            let mut general = String::new();
+            normalize_unicode(s, &mut general);
+            let mut fast = String::new();
+            normalize_ascii(s, &mut fast);
+            assert_eq!(fast, general, "{s:?}");
+        }
+        // Every ASCII byte alone and between letters.
+        for b in 0u8..128 {
+            let s = format!("x{}y{}", b as char, b as char);
+            let mut general = String::new();
+            normalize_unicode(&s, &mut general);
+            let mut fast = String::new();
+            normalize_ascii(&s, &mut fast);
+            assert_eq!(fast, general, "byte {b}");
+        }
+    }
+
+    #[test]
+    fn name_fingerprint_is_that_of_the_normalized_name() {
+        let samples = [
+            "",
+            "&",
+            "A&B",
+            "AC/DC",
+            "Jay-Z",
+            "  Simon  &  Garfunkel ",
+            "MF DOOM!!",
+            "t.A.T.u.",
+            "50 Cent",
+            "Beyoncé",
+            "Sigur Rós",
+            "Motörhead",
+            "ＢＴＳ",
+            "Ｊａｙ－Ｚ",
+            "İbrahim",
+            "Mötley Crüe",
+            "방탄소년단",
+            "ﬁve",
+            "½ Japanese",
+            "Ǆemal",
+            "Ω",
+            "K\u{212A}",
+            "e\u{301}\u{302}x",
+            "Jay\u{2011}Z",
+            "A ＆ B",
+        ];
+        for s in samples {
+            assert_eq!(name_fingerprint(s), fingerprint(&normalize_name(s)), "{s:?}");
+        }
+        for b in 0u8..128 {
+            let s = format!("Ab{}c{}", b as char, b as char);
+            assert_eq!(name_fingerprint(&s), fingerprint(&normalize_name(&s)), "byte {b}");
+        }
+    }
+
+    proptest::proptest! {
+        /// The planner rules names out by fingerprint: a wrong one would hide a match.
+        #[test]
+        fn name_fingerprint_agrees_with_normalize_name(s in "\\PC{0,24}") {
+            proptest::prop_assert_eq!(name_fingerprint(&s), fingerprint(&normalize_name(&s)));
+        }
+
+        #[test]
+        fn ascii_fast_path_agrees_with_the_general_path(s in "[ -~\\t\\n\\x0b]{0,24}") {
+            let mut general = String::new();
+            normalize_unicode(&s, &mut general);
+            let mut fast = String::new();
+            normalize_ascii(&s, &mut fast);
+            proptest::prop_assert_eq!(fast, general);
+        }
+    }
+
+    #[test]
+    fn the_filter_never_says_no_to_a_member() {
+        let mut filter = FingerprintFilter::default();
+        let names: Vec<String> = (0..5000).map(|i| normalize_name(&format!("Artist Number {i}"))).collect();
+        for n in &names {
+            filter.insert(n);
+        }
+        assert!(names.iter().all(|n| filter.may_contain(fingerprint(n))));
+        let outsiders = (0..5000).filter(|i| filter.may_contain(fingerprint(&format!("zz other {i} name")))).count();
+        // 5,000 of 65,536 bits set: about 7% of outsiders pass.
+        assert!(outsiders < 600, "the filter lets {outsiders} of 5000 outsiders through");
+    }
+
+    #[test]
+    fn artist_lists_split_on_every_separator() {
+        assert_eq!(
+            split_artist_list("A, B & C and D x E X F with G/H;I"),
+            ["a", "b", "c", "d", "e", "f", "g", "h", "i"]
+        );
+        assert_eq!(split_artist_list("Andy Axe"), ["andy axe"]);
+        assert!(split_artist_list(" , ").is_empty());
+    }
+
+    #[test]
+    fn into_reuses_and_clears_the_buffer() {
+        let mut buf = String::from("stale content");
+        normalize_name_into("Beyoncé", &mut buf);
+        assert_eq!(buf, "beyonce");
+        normalize_name_into("Drake", &mut buf);
+        assert_eq!(buf, "drake");
     }
 
     #[test]

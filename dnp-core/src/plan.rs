@@ -3,6 +3,7 @@
 //!
 //! No I/O, no clock, no randomness: the same inputs give the same plan, byte for byte.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use rustc_hash::FxHashMap;
@@ -13,7 +14,9 @@ use crate::capability::{Alternative, Capabilities, PlaylistRemoval, Support};
 use crate::dnp::BlockedSet;
 use crate::id::{ActionId, BatchId, ProviderId};
 use crate::model::{AlbumRef, ArtistCredit, CreditRole, LibrarySnapshot, Track};
-use crate::normalize::{featured_in_title, may_name_features, normalize_name, split_artist_list};
+use crate::normalize::{
+    featured_in_title, may_name_features, name_fingerprint, normalize_name_into, split_artist_list,
+};
 use crate::policy::{EnforcementPolicy, ResolvedPolicy, Strictness};
 
 /// Actions that go to the provider in one API call.
@@ -135,7 +138,7 @@ pub fn plan(
     capabilities: &Capabilities,
 ) -> Plan {
     let policy = policy.resolve(&snapshot.provider);
-    let matcher = Matcher { blocked, strictness: policy.strictness };
+    let matcher = Matcher::new(blocked, policy.strictness);
     let mut planner = Planner { policy: &policy, capabilities, actions: Vec::new(), skipped: Vec::new() };
 
     if !blocked.is_empty() {
@@ -365,9 +368,31 @@ fn credit_names(credits: &[ArtistCredit]) -> String {
 struct Matcher<'a> {
     blocked: &'a BlockedSet,
     strictness: Strictness,
+    /// Reused for normalized names: no allocation per credit.
+    scratch: RefCell<String>,
 }
 
-impl Matcher<'_> {
+/// How one credit matched, before its role and place (track or album) give the kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hit {
+    /// Its id is a blocked artist's id here.
+    Id(u32),
+    /// Its name is that of an entry with no id here.
+    NameOfUnresolved(u32),
+    /// It has no id and its name is a blocked artist's.
+    NameWithoutId(u32),
+    /// Its id differs but its name is a blocked artist's (aggressive only).
+    NameOnly(u32),
+}
+
+/// Track credits whose hits are remembered for the album's credits (more are rare).
+const REMEMBERED_CREDITS: usize = 4;
+
+impl<'a> Matcher<'a> {
+    fn new(blocked: &'a BlockedSet, strictness: Strictness) -> Self {
+        Self { blocked, strictness, scratch: RefCell::new(String::with_capacity(64)) }
+    }
+
     fn reason(&self, index: u32, matched: MatchKind, credit: &str) -> Reason {
         let artist = self.blocked.artist(index);
         Reason {
@@ -379,72 +404,123 @@ impl Matcher<'_> {
         }
     }
 
-    /// The strongest match of one credit, if any.
-    fn match_credit(&self, credit: &ArtistCredit, album_artist: bool) -> Option<Reason> {
-        let by_role = |primary: MatchKind| match (album_artist, credit.role) {
-            (true, _) => MatchKind::AlbumArtist,
-            (false, CreditRole::Primary) => primary,
-            (false, CreditRole::Featured) => MatchKind::FeaturedCredit,
-        };
-        let role_allowed =
-            album_artist || credit.role == CreditRole::Primary || self.strictness >= Strictness::Moderate;
-        if !role_allowed {
-            return None;
-        }
+    /// Whether a credit of `role` counts at all at this strictness.
+    fn role_counts(&self, role: CreditRole, album_artist: bool) -> bool {
+        album_artist || role == CreditRole::Primary || self.strictness >= Strictness::Moderate
+    }
+
+    /// The lookups of one credit, independent of its role.
+    fn hit(&self, credit: &ArtistCredit) -> Option<Hit> {
         if let Some(id) = &credit.id
             && let Some(&i) = self.blocked.by_id.get(id.as_str())
         {
-            return Some(self.reason(i, by_role(MatchKind::PrimaryCredit), id));
+            return Some(Hit::Id(i));
         }
-        // Name matching needs normalization (an allocation): only do it when some entry
-        // lacks ids here, or the policy is aggressive.
-        let name_only = !self.blocked.by_name_only.is_empty();
-        if credit.id.is_none() || name_only || self.strictness == Strictness::Aggressive {
-            let name = normalize_name(&credit.name);
-            if let Some(&i) = self.blocked.by_name_only.get(&name) {
-                let kind = if album_artist { MatchKind::AlbumArtist } else { MatchKind::CreditName };
-                return Some(self.reason(i, kind, &credit.name));
-            }
-            if credit.id.is_none()
-                && let Some(&i) = self.blocked.by_any_name.get(&name)
-            {
-                let kind = if album_artist { MatchKind::AlbumArtist } else { MatchKind::CreditName };
-                return Some(self.reason(i, kind, &credit.name));
-            }
-            if self.strictness == Strictness::Aggressive
-                && let Some(&i) = self.blocked.by_any_name.get(&name)
-            {
-                return Some(self.reason(i, MatchKind::NameOnly, &credit.name));
-            }
+        // Name matching needs normalization: only when some entry lacks ids here, the
+        // credit has no id, or the policy is aggressive.
+        let any_name = credit.id.is_none() || self.strictness == Strictness::Aggressive;
+        if !any_name && self.blocked.by_name_only.is_empty() {
+            return None;
+        }
+        // Rule most names out by their fingerprint, without normalizing them.
+        let fp = name_fingerprint(&credit.name);
+        let may_match =
+            self.blocked.name_only_filter.may_contain(fp) || (any_name && self.blocked.any_name_filter.may_contain(fp));
+        if !may_match {
+            return None;
+        }
+        let mut name = self.scratch.borrow_mut();
+        normalize_name_into(&credit.name, &mut name);
+        let name = name.as_str();
+        if let Some(&i) = self.blocked.by_name_only.get(name) {
+            return Some(Hit::NameOfUnresolved(i));
+        }
+        if credit.id.is_none()
+            && let Some(&i) = self.blocked.by_any_name.get(name)
+        {
+            return Some(Hit::NameWithoutId(i));
+        }
+        if self.strictness == Strictness::Aggressive
+            && let Some(&i) = self.blocked.by_any_name.get(name)
+        {
+            return Some(Hit::NameOnly(i));
         }
         None
     }
 
+    /// The reason a credit's hit gives, by its role and place.
+    fn credit_reason(&self, hit: Hit, credit: &ArtistCredit, album_artist: bool) -> Reason {
+        match hit {
+            Hit::Id(i) => {
+                let kind = match (album_artist, credit.role) {
+                    (true, _) => MatchKind::AlbumArtist,
+                    (false, CreditRole::Primary) => MatchKind::PrimaryCredit,
+                    (false, CreditRole::Featured) => MatchKind::FeaturedCredit,
+                };
+                self.reason(i, kind, credit.id.as_deref().unwrap_or(&credit.name))
+            }
+            Hit::NameOfUnresolved(i) | Hit::NameWithoutId(i) => {
+                let kind = if album_artist { MatchKind::AlbumArtist } else { MatchKind::CreditName };
+                self.reason(i, kind, &credit.name)
+            }
+            Hit::NameOnly(i) => self.reason(i, MatchKind::NameOnly, &credit.name),
+        }
+    }
+
+    /// The strongest match of one credit, if any.
+    fn match_credit(&self, credit: &ArtistCredit, album_artist: bool) -> Option<Reason> {
+        if !self.role_counts(credit.role, album_artist) {
+            return None;
+        }
+        self.hit(credit).map(|hit| self.credit_reason(hit, credit, album_artist))
+    }
+
     /// The strongest reason a track is blocked, if it is.
-    fn match_track(&self, track: &Track) -> Option<Reason> {
-        let mut best: Option<Reason> = None;
-        let mut consider = |r: Reason| {
-            if best.as_ref().is_none_or(|b| r.confidence > b.confidence) {
-                best = Some(r);
+    fn match_track<'t>(&self, track: &'t Track) -> Option<Reason> {
+        // Only hits are kept while scanning; a reason (two allocations) is made once, for
+        // the best one. Ties keep the first, in credit, album, title order.
+        enum Best<'t> {
+            Credit(Hit, &'t ArtistCredit, bool),
+            Title(u32, MatchKind, String),
+        }
+        let mut best: Option<(f32, Best<'t>)> = None;
+        let mut consider = |confidence: f32, found: Best<'t>| {
+            if best.as_ref().is_none_or(|(b, _)| confidence > *b) {
+                best = Some((confidence, found));
             }
         };
-        for credit in &track.artists {
-            if let Some(r) = self.match_credit(credit, false) {
-                consider(r);
+        let mut seen: [Option<(&'t ArtistCredit, Option<Hit>)>; REMEMBERED_CREDITS] = [None; REMEMBERED_CREDITS];
+        for (n, credit) in track.artists.iter().enumerate() {
+            if !self.role_counts(credit.role, false) {
+                continue;
+            }
+            let hit = self.hit(credit);
+            if let Some(slot) = seen.get_mut(n) {
+                *slot = Some((credit, hit));
+            }
+            if let Some(hit) = hit {
+                consider(self.kind(hit, credit, false).confidence(), Best::Credit(hit, credit, false));
             }
         }
         if self.strictness >= Strictness::Moderate {
             if let Some(AlbumRef { artists, .. }) = &track.album {
                 for credit in artists {
-                    if let Some(r) = self.match_credit(credit, true) {
-                        consider(r);
+                    // The album artist is usually a track credit too: its lookups are the
+                    // same (they do not depend on the role), so reuse them.
+                    let known = seen.iter().flatten().find(|(c, _)| c.id == credit.id && c.name == credit.name);
+                    let hit = match known {
+                        Some((_, hit)) => *hit,
+                        None => self.hit(credit),
+                    };
+                    if let Some(hit) = hit {
+                        consider(self.kind(hit, credit, true).confidence(), Best::Credit(hit, credit, true));
                     }
                 }
             }
             if may_name_features(&track.title) {
                 for name in featured_in_title(&track.title) {
                     if let Some(&i) = self.blocked.by_any_name.get(&name) {
-                        consider(self.reason(i, MatchKind::TitleFeature, &name));
+                        consider(MatchKind::TitleFeature.confidence(), Best::Title(i, MatchKind::TitleFeature, name));
                     }
                 }
             }
@@ -452,11 +528,25 @@ impl Matcher<'_> {
         if self.strictness == Strictness::Aggressive {
             for name in split_artist_list(&track.title) {
                 if let Some(&i) = self.blocked.by_any_name.get(&name) {
-                    consider(self.reason(i, MatchKind::NameOnly, &name));
+                    consider(MatchKind::NameOnly.confidence(), Best::Title(i, MatchKind::NameOnly, name));
                 }
             }
         }
-        best
+        best.map(|(_, found)| match found {
+            Best::Credit(hit, credit, album_artist) => self.credit_reason(hit, credit, album_artist),
+            Best::Title(i, kind, name) => self.reason(i, kind, &name),
+        })
+    }
+
+    /// The kind a hit gives a credit, by its role and place.
+    fn kind(&self, hit: Hit, credit: &ArtistCredit, album_artist: bool) -> MatchKind {
+        match (hit, album_artist, credit.role) {
+            (Hit::NameOnly(_), _, _) => MatchKind::NameOnly,
+            (_, true, _) => MatchKind::AlbumArtist,
+            (Hit::Id(_), false, CreditRole::Primary) => MatchKind::PrimaryCredit,
+            (Hit::Id(_), false, CreditRole::Featured) => MatchKind::FeaturedCredit,
+            (Hit::NameOfUnresolved(_) | Hit::NameWithoutId(_), false, _) => MatchKind::CreditName,
+        }
     }
 
     fn match_album(&self, artists: &[ArtistCredit]) -> Option<Reason> {
@@ -479,12 +569,13 @@ impl Matcher<'_> {
         if let Some(&i) = self.blocked.by_id.get(id) {
             return Some(self.reason(i, MatchKind::FollowedArtist, id));
         }
-        let normalized = normalize_name(name);
-        if let Some(&i) = self.blocked.by_name_only.get(&normalized) {
+        let mut normalized = self.scratch.borrow_mut();
+        normalize_name_into(name, &mut normalized);
+        if let Some(&i) = self.blocked.by_name_only.get(normalized.as_str()) {
             return Some(self.reason(i, MatchKind::CreditName, name));
         }
         if self.strictness == Strictness::Aggressive
-            && let Some(&i) = self.blocked.by_any_name.get(&normalized)
+            && let Some(&i) = self.blocked.by_any_name.get(normalized.as_str())
         {
             return Some(self.reason(i, MatchKind::NameOnly, name));
         }
@@ -495,21 +586,31 @@ impl Matcher<'_> {
 /// Groups actions into provider-sized batches: one kind (and one playlist) per batch,
 /// in first-appearance order, each at most `max_batch` items.
 fn batch_actions(actions: Vec<Action>, capabilities: &Capabilities) -> Vec<Batch> {
-    // Group key: (kind, playlist) in order of first appearance.
-    let mut order: Vec<(ActionKind, Option<String>)> = Vec::new();
-    let mut groups: FxHashMap<(ActionKind, Option<String>), Vec<Action>> = FxHashMap::default();
-    for action in actions {
-        let key = (action.kind, action.target.playlist_id().map(str::to_owned));
-        let group = groups.entry(key.clone()).or_insert_with(|| {
-            order.push(key);
-            Vec::new()
-        });
-        group.push(action);
+    // Number the groups (kind, playlist) in order of first appearance, with borrowed keys,
+    // then move each action into its group: no allocation per action.
+    let mut group_of = Vec::with_capacity(actions.len());
+    let mut keys: Vec<(ActionKind, Option<String>)> = Vec::new();
+    let mut sizes: Vec<usize> = Vec::new();
+    {
+        let mut index: FxHashMap<(ActionKind, Option<&str>), usize> = FxHashMap::default();
+        for action in &actions {
+            let playlist = action.target.playlist_id();
+            let next = keys.len();
+            let group = *index.entry((action.kind, playlist)).or_insert_with(|| {
+                keys.push((action.kind, playlist.map(str::to_owned)));
+                sizes.push(0);
+                next
+            });
+            sizes[group] += 1;
+            group_of.push(group);
+        }
+    }
+    let mut groups: Vec<Vec<Action>> = sizes.iter().map(|n| Vec::with_capacity(*n)).collect();
+    for (action, group) in actions.into_iter().zip(group_of) {
+        groups[group].push(action);
     }
     let mut batches = Vec::new();
-    for key in order {
-        let actions = groups.remove(&key).unwrap_or_default();
-        let (kind, playlist_id) = key;
+    for ((kind, playlist_id), actions) in keys.into_iter().zip(groups) {
         let max = capabilities.max_batch(kind) as usize;
         let by_track = kind == ActionKind::RemovePlaylistItem
             && capabilities.playlist_removal == PlaylistRemoval::AllOccurrencesOfTrack;
@@ -517,7 +618,7 @@ fn batch_actions(actions: Vec<Action>, capabilities: &Capabilities) -> Vec<Batch
         let chunks: Vec<Vec<Action>> = if by_track {
             chunk_by_distinct_track(actions, max)
         } else {
-            let mut chunks = Vec::new();
+            let mut chunks = Vec::with_capacity(actions.len().div_ceil(max));
             let mut iter = actions.into_iter().peekable();
             while iter.peek().is_some() {
                 chunks.push(iter.by_ref().take(max).collect());
@@ -536,28 +637,23 @@ fn batch_actions(actions: Vec<Action>, capabilities: &Capabilities) -> Vec<Batch
 }
 
 /// Chunks playlist removals so that every occurrence of a track sits in the same batch
-/// and a batch names at most `max` distinct tracks.
+/// and a batch names at most `max` distinct tracks. `actions` are in id order, and so is
+/// each chunk.
 fn chunk_by_distinct_track(actions: Vec<Action>, max: usize) -> Vec<Vec<Action>> {
-    let mut track_order: Vec<String> = Vec::new();
-    let mut by_track: FxHashMap<String, Vec<Action>> = FxHashMap::default();
-    for action in actions {
-        let track = action.target.item_id().to_owned();
-        by_track
-            .entry(track.clone())
-            .or_insert_with(|| {
-                track_order.push(track);
-                Vec::new()
-            })
-            .push(action);
+    let mut track_of = Vec::with_capacity(actions.len());
+    let tracks = {
+        let mut index: FxHashMap<&str, usize> = FxHashMap::default();
+        for action in &actions {
+            let next = index.len();
+            track_of.push(*index.entry(action.target.item_id()).or_insert(next));
+        }
+        index.len()
+    };
+    let mut chunks: Vec<Vec<Action>> = (0..tracks.div_ceil(max)).map(|_| Vec::new()).collect();
+    for (action, track) in actions.into_iter().zip(track_of) {
+        chunks[track / max].push(action);
     }
-    track_order
-        .chunks(max)
-        .map(|tracks| {
-            let mut chunk: Vec<Action> = tracks.iter().flat_map(|t| by_track.remove(t).unwrap_or_default()).collect();
-            chunk.sort_by_key(|a| a.id);
-            chunk
-        })
-        .collect()
+    chunks
 }
 
 /// Assigns each batch the day on which the provider's quota lets it run.
