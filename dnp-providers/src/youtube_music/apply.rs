@@ -108,7 +108,11 @@ pub(crate) async fn apply(
         let result = if action.kind == batch.kind {
             this.one(action).await
         } else {
-            Err(invalid(provider, "apply", format!("a {} action in a {} batch", action.kind.as_str(), batch.kind.as_str())))
+            Err(invalid(
+                provider,
+                "apply",
+                format!("a {} action in a {} batch", action.kind.as_str(), batch.kind.as_str()),
+            ))
         };
         match result {
             Ok(note) => {
@@ -201,7 +205,12 @@ impl Apply<'_> {
 
     /// The id of the entry of `video_id` in the playlist: the only one, or the one at
     /// `position`. `None` when the video is not in it.
-    async fn find_item(&self, playlist_id: &str, video_id: &str, position: u32) -> Result<Option<String>, ProviderError> {
+    async fn find_item(
+        &self,
+        playlist_id: &str,
+        video_id: &str,
+        position: u32,
+    ) -> Result<Option<String>, ProviderError> {
         let mut matches: Vec<(u32, String)> = Vec::new();
         let mut token: Option<String> = None;
         let mut index = 0u32;

@@ -133,7 +133,10 @@ impl YouTubeClient {
         let now = Utc::now();
         if let Err(until_reset) = self.quota.reserve_at(now, cost) {
             tracing::info!(endpoint = request.endpoint(), cost, "daily quota spent; not sending");
-            return Err(ProviderError::QuotaExceeded { provider: self.provider().clone(), retry_after: Some(until_reset) });
+            return Err(ProviderError::QuotaExceeded {
+                provider: self.provider().clone(),
+                retry_after: Some(until_reset),
+            });
         }
         match self.api.send(Some(auth), &request).await {
             Ok(response) => Ok(response),
@@ -209,9 +212,8 @@ impl YouTubeClient {
     /// when there is no such playlist.
     pub async fn playlist_item_count(&self, auth: &AuthSession<'_>, playlist_id: &str) -> Result<u32, ProviderError> {
         self.check_id(endpoints::PLAYLIST, "playlist", playlist_id)?;
-        let request = ApiRequest::get(endpoints::PLAYLIST, "/playlists")
-            .query("part", "contentDetails")
-            .query("id", playlist_id);
+        let request =
+            ApiRequest::get(endpoints::PLAYLIST, "/playlists").query("part", "contentDetails").query("id", playlist_id);
         let list: ListResponse<PlaylistResource> = self.json(auth, LIST_COST, request).await?;
         list.items
             .into_iter()
@@ -264,9 +266,10 @@ impl YouTubeClient {
             .query("mine", "true")
             .query("forChannelId", channel_id);
         let list: ListResponse<Subscription> = self.json(auth, LIST_COST, request).await?;
-        Ok(list.items.into_iter().find(|s| {
-            s.snippet.as_ref().and_then(|sn| sn.resource_id.channel_id.as_deref()) == Some(channel_id)
-        }))
+        Ok(list
+            .items
+            .into_iter()
+            .find(|s| s.snippet.as_ref().and_then(|sn| sn.resource_id.channel_id.as_deref()) == Some(channel_id)))
     }
 
     /// `videos.rate?id=…&rating=…` (204).

@@ -495,7 +495,8 @@ mod tests {
 
     #[test]
     fn artist_dash_song_titles_name_the_primary_artists() {
-        let t = video_track("v2", "Calvin Harris & Dua Lipa - One Kiss (Official Video)", "UCch", "Calvin Harris", None);
+        let t =
+            video_track("v2", "Calvin Harris & Dua Lipa - One Kiss (Official Video)", "UCch", "Calvin Harris", None);
         assert_eq!(t.title, "One Kiss (Official Video)");
         assert_eq!(
             credits(&t),

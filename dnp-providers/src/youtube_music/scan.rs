@@ -45,7 +45,9 @@ use futures::future::try_join_all;
 use tokio::sync::Semaphore;
 
 use super::client::{PAGE_SIZE, YouTubeClient};
-use super::model::{ListResponse, PlaylistItemResource, channel_artist_name, channel_url, parse_duration_ms, playlist_url};
+use super::model::{
+    ListResponse, PlaylistItemResource, channel_artist_name, channel_url, parse_duration_ms, playlist_url,
+};
 use crate::http::AuthSession;
 
 /// The most pages one list is followed for (a service handing out tokens forever).
@@ -135,8 +137,10 @@ impl Scan<'_> {
     }
 
     async fn liked(&self) -> Result<Vec<LikedTrack>, ProviderError> {
-        let videos = self
-            .all_pages("liked videos", |token| async move { self.client.liked_videos(self.auth, token.as_deref()).await })
+        let videos =
+            self.all_pages("liked videos", |token| async move {
+                self.client.liked_videos(self.auth, token.as_deref()).await
+            })
             .await?;
         Ok(videos
             .iter()
@@ -146,8 +150,8 @@ impl Scan<'_> {
     }
 
     async fn followed(&self) -> Result<Vec<FollowedArtist>, ProviderError> {
-        let subscriptions = self
-            .all_pages("subscriptions", |token| async move {
+        let subscriptions =
+            self.all_pages("subscriptions", |token| async move {
                 self.client.subscriptions(self.auth, token.as_deref()).await
             })
             .await?;
@@ -205,8 +209,9 @@ impl Scan<'_> {
     async fn durations(&self, ids: Vec<String>) -> Result<HashMap<String, u32>, ProviderError> {
         let chunks: Vec<Vec<String>> = ids.chunks(PAGE_SIZE as usize).map(<[String]>::to_vec).collect();
         self.tracker.expect(chunks.len() as u64);
-        let pages = try_join_all(chunks.iter().map(|chunk| self.page("durations", self.client.videos(self.auth, chunk))))
-            .await?;
+        let pages =
+            try_join_all(chunks.iter().map(|chunk| self.page("durations", self.client.videos(self.auth, chunk))))
+                .await?;
         Ok(pages
             .into_iter()
             .flat_map(|p| p.items)
@@ -237,7 +242,8 @@ pub(crate) async fn scan(
         tracker: Tracker { sink: progress, done: AtomicU64::new(0), known: AtomicU64::new(3) },
     };
     let scan = &scan;
-    let (liked_tracks, followed_artists, playlists) = futures::try_join!(scan.liked(), scan.followed(), scan.playlists())?;
+    let (liked_tracks, followed_artists, playlists) =
+        futures::try_join!(scan.liked(), scan.followed(), scan.playlists())?;
 
     // Durations of playlist videos whose duration the liked list did not give.
     let known: HashMap<&str, Option<u32>> =

@@ -27,10 +27,7 @@ pub(crate) const SCOPES: &[&str] = &[
 ];
 
 pub(crate) fn routes() -> Router<Arc<Shared>> {
-    Router::new()
-        .route("/o/oauth2/v2/auth", get(authorize))
-        .route("/token", post(token))
-        .route("/revoke", post(revoke))
+    Router::new().route("/o/oauth2/v2/auth", get(authorize)).route("/token", post(token)).route("/revoke", post(revoke))
 }
 
 fn pairs(raw: &[u8]) -> Vec<(String, String)> {

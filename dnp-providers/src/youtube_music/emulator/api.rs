@@ -265,9 +265,9 @@ fn begin(app: &Shared, headers: &HeaderMap, scopes: &[&str], cost: u64) -> Resul
         AccessError::Missing => ApiError::unauthorized(
             "Request is missing required authentication credential. Expected OAuth 2 access token.",
         ),
-        AccessError::Invalid | AccessError::Expired => ApiError::unauthorized(
-            "Request had invalid authentication credentials. Expected OAuth 2 access token.",
-        ),
+        AccessError::Invalid | AccessError::Expired => {
+            ApiError::unauthorized("Request had invalid authentication credentials. Expected OAuth 2 access token.")
+        }
     })?;
     if !scopes.iter().any(|s| info.has_scope(s)) {
         return Err(ApiError::forbidden("insufficientPermissions", "Request had insufficient authentication scopes."));
@@ -711,12 +711,12 @@ async fn search(State(app): State<App>, headers: HeaderMap, RawQuery(q): RawQuer
     hits.sort();
     let scope = format!("search:{query}:{}", types.join(","));
     let page = params.page(&scope, &hits, params.max_results(0)?)?;
-    let items = page
-        .items
-        .iter()
-        .filter_map(|(_, channel, id)| {
-            if *channel { Some(render::channel_result(&store, id)) } else { render::video_result(&store, id) }
-        })
-        .collect();
+    let items =
+        page.items
+            .iter()
+            .filter_map(|(_, channel, id)| {
+                if *channel { Some(render::channel_result(&store, id)) } else { render::video_result(&store, id) }
+            })
+            .collect();
     Ok(page.respond("youtube#searchListResponse", items))
 }

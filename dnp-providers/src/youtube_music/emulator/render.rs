@@ -99,11 +99,8 @@ fn channel_title(store: &Store, channel_id: &str) -> String {
 /// A `youtube#video`.
 pub(crate) fn video(store: &Store, id: &str, parts: &Parts) -> Option<Value> {
     let rec = store.videos.get(id)?;
-    let mut fields = vec![
-        ("kind", json!("youtube#video")),
-        ("etag", json!(digest(&["video", id, &rec.title]))),
-        ("id", json!(id)),
-    ];
+    let mut fields =
+        vec![("kind", json!("youtube#video")), ("etag", json!(digest(&["video", id, &rec.title]))), ("id", json!(id))];
     if parts.has("snippet") {
         fields.push((
             "snippet",
@@ -138,11 +135,8 @@ pub(crate) fn video(store: &Store, id: &str, parts: &Parts) -> Option<Value> {
 
 /// A `youtube#playlist`; `private` for a user's own, `public` for others'.
 pub(crate) fn playlist(store: &Store, id: &str, rec: &PlaylistRec, parts: &Parts, own: bool) -> Value {
-    let mut fields = vec![
-        ("kind", json!("youtube#playlist")),
-        ("etag", json!(Store::playlist_etag(id, rec))),
-        ("id", json!(id)),
-    ];
+    let mut fields =
+        vec![("kind", json!("youtube#playlist")), ("etag", json!(Store::playlist_etag(id, rec))), ("id", json!(id))];
     if parts.has("snippet") {
         fields.push((
             "snippet",

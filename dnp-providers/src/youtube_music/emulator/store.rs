@@ -162,7 +162,8 @@ impl Store {
     pub(crate) fn user_mut(&mut self, user_id: &str) -> &mut UserRec {
         let channel_id = user_channel_id(user_id);
         if !self.channels.contains_key(&channel_id) {
-            self.channels.insert(channel_id.clone(), ChannelRec { title: display_name(user_id), published_at: Utc::now() });
+            self.channels
+                .insert(channel_id.clone(), ChannelRec { title: display_name(user_id), published_at: Utc::now() });
         }
         self.users.entry(user_id.to_owned()).or_insert_with(|| UserRec {
             channel_id,
@@ -221,7 +222,12 @@ impl Store {
         self.videos.insert(
             track.id.clone(),
             // YouTube knows durations to the second.
-            VideoRec { title, channel_id, duration_ms: track.duration_ms.map(|ms| (ms + 500) / 1000 * 1000), published_at },
+            VideoRec {
+                title,
+                channel_id,
+                duration_ms: track.duration_ms.map(|ms| (ms + 500) / 1000 * 1000),
+                published_at,
+            },
         );
     }
 
@@ -316,7 +322,9 @@ impl Store {
         snapshot.liked_tracks = user
             .liked
             .iter()
-            .filter_map(|id| Some(LikedTrack { track: self.track(id)?, added_at: None, entry_id: None, disliked: false }))
+            .filter_map(|id| {
+                Some(LikedTrack { track: self.track(id)?, added_at: None, entry_id: None, disliked: false })
+            })
             .collect();
         snapshot.followed_artists = user
             .subscriptions
@@ -374,7 +382,12 @@ impl Store {
     }
 
     /// Adds `video_id` at `position` of `playlist_id` (appended when `None`); the new item.
-    pub(crate) fn insert_item(&mut self, playlist_id: &str, video_id: &str, position: Option<usize>) -> Option<ItemRec> {
+    pub(crate) fn insert_item(
+        &mut self,
+        playlist_id: &str,
+        video_id: &str,
+        position: Option<usize>,
+    ) -> Option<ItemRec> {
         let id = self.new_id("PLI", 40);
         let playlist = self.playlists.get_mut(playlist_id)?;
         let at = position.unwrap_or(playlist.items.len()).min(playlist.items.len());
