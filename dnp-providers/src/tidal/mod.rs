@@ -41,7 +41,7 @@ pub mod emulator;
 #[cfg(feature = "emulator")]
 mod harness;
 #[cfg(feature = "emulator")]
-pub use harness::TidalHarness;
+pub use harness::{TidalHarness, test_http_config};
 
 use std::fmt;
 
