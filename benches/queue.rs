@@ -162,12 +162,16 @@ async fn postgres(a: &Args, synchronous_commit: bool) -> Result<f64, String> {
         .await
         .map_err(|e| e.to_string())?;
     let result = async {
+        let mut options = admin.clone().database(&name);
+        if !synchronous_commit {
+            options = options.options([("synchronous_commit", "off")]);
+        }
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(a.workers as u32 * 2)
-            .connect_with(admin.clone().database(&name))
+            .connect_with(options)
             .await
             .map_err(|e| e.to_string())?;
-        let q = SqlJobQueue::postgres(pool.clone()).with_synchronous_commit(synchronous_commit);
+        let q = SqlJobQueue::postgres(pool.clone());
         q.migrate().await.map_err(|e| e.to_string())?;
         let f = run(Arc::new(q), a.jobs, a.workers).await;
         pool.close().await;

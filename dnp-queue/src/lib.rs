@@ -67,8 +67,12 @@
 //!   current one and the job is still running; otherwise it is
 //!   [`StoreError::LeaseLost`](dnp_core::StoreError::LeaseLost) and the worker must stop.
 //! - A worker heartbeats well within its lease (a third of it is a good rhythm). When a
-//!   worker dies, its lease runs out and the next `reserve` hands the job to someone else
-//!   with a new token, so the dead worker's late calls are refused: a job completes once.
+//!   worker dies, its lease runs out; the next `reserve` (by any worker) reclaims the job:
+//!   it is queued again in its old place (same priority and `run_at`) and leased to someone
+//!   else with a new token, so the dead worker's late calls are refused and the job
+//!   completes once. (`MemoryJobQueue` keeps such a job `running` until it is re-leased;
+//!   the SQL and Redis backends show it `queued` once reclaimed. On PostgreSQL a job
+//!   reclaimed by one `reserve` is leased from the next call on.)
 //! - A job whose lease runs out during its **last** attempt is marked dead instead (its
 //!   `last_error` says so), so a job that crashes its worker every time cannot loop forever.
 //!   (`MemoryJobQueue` re-leases it regardless.)
@@ -105,12 +109,14 @@
 //! [`depth`](dnp_core::JobQueue::depth); a partial
 //! index on finished jobs by `updated_us` serves [`SqlJobQueue::cleanup`].
 //!
-//! On PostgreSQL `reserve` is one statement: the best due queued job and the best
-//! expired lease are each selected `FOR UPDATE SKIP LOCKED`, the better of the two is
-//! updated, and lost last attempts are marked dead in a CTE of the same statement. Workers
-//! never wait for each other's row locks. On SQLite a writing statement takes the
-//! database's write lock before it reads, so one `UPDATE … WHERE id = (SELECT …) RETURNING`
-//! is atomic; open the pool in WAL mode with a busy timeout.
+//! On PostgreSQL `reserve` is one statement: a CTE reclaims expired leases (at most 100
+//! per call, rows taken `FOR UPDATE SKIP LOCKED`), and the best due queued job is picked
+//! `FOR UPDATE SKIP LOCKED` and leased. Workers never wait for each other's row locks, and
+//! the statement stays simple enough to plan in a fraction of a millisecond. On SQLite a
+//! writing statement takes the database's write lock before it reads, so one
+//! `UPDATE … WHERE id = (SELECT …) RETURNING` is atomic; expired leases are first looked
+//! for with a plain read (no write lock) and reclaimed only when there are some. Open the
+//! SQLite pool in WAL mode with a busy timeout.
 //!
 //! # The Redis backend
 //!

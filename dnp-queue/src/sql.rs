@@ -38,7 +38,6 @@ pub const MIGRATIONS_TABLE: &str = "_dnp_queue_migrations";
 pub struct SqlJobQueue {
     pool: SqlPool,
     backoff: Backoff,
-    synchronous_commit: bool,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -196,6 +195,19 @@ const GET: Sql = Sql {
     postgres: concat!("SELECT ", pg_cols!(), " FROM dnp_jobs j WHERE j.id = $1::uuid"),
 };
 
+/// Expired leases (dead workers) go back to the queue, or to dead after the last attempt.
+/// Binds: $1 now, $2 message for lost last attempts, $3 batch.
+#[cfg(feature = "sqlite")]
+macro_rules! sqlite_reclaim_sql {
+    () => {
+        "UPDATE dnp_jobs SET \
+           status = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'queued' END, \
+           last_error = CASE WHEN attempts >= max_attempts THEN $2 ELSE last_error END, \
+           worker = NULL, lease_token = NULL, lease_expires_us = NULL, updated_us = $1 \
+         WHERE id IN (SELECT id FROM dnp_jobs WHERE status = 'running' AND lease_expires_us <= $1 LIMIT $3)"
+    };
+}
+
 /// On SQLite a writing statement takes the database's write lock before it reads, so
 /// this one UPDATE picks and leases its job atomically. Binds: $1 now, $2 worker,
 /// $3 token, $4 lease expiry.
@@ -204,48 +216,51 @@ macro_rules! sqlite_reserve_sql {
     () => {
         concat!(
             "UPDATE dnp_jobs SET status = 'running', attempts = attempts + 1, worker = $2, lease_token = $3, \
-         lease_expires_us = $4, updated_us = $1 \
-         WHERE id = (SELECT id FROM ( \
-             SELECT * FROM (SELECT id, priority, run_at_us, created_us FROM dnp_jobs \
-                 WHERE status = 'queued' AND run_at_us <= $1 \
+             lease_expires_us = $4, updated_us = $1 \
+             WHERE id = (SELECT id FROM dnp_jobs WHERE status = 'queued' AND run_at_us <= $1 \
                  ORDER BY priority DESC, run_at_us, created_us LIMIT 1) \
-             UNION ALL \
-             SELECT * FROM (SELECT id, priority, run_at_us, created_us FROM dnp_jobs \
-                 WHERE status = 'running' AND lease_expires_us <= $1 AND attempts < max_attempts \
-                 ORDER BY priority DESC, run_at_us, created_us LIMIT 1) \
-           ) ORDER BY priority DESC, run_at_us, created_us LIMIT 1) \
-         AND (status = 'queued' OR (status = 'running' AND lease_expires_us <= $1)) \
-         RETURNING ",
+             AND status = 'queued' RETURNING ",
             sqlite_cols!()
         )
     };
 }
 
+/// One statement: expired leases are reclaimed (queued again, or dead after the last
+/// attempt) in a CTE, and the best due queued job is leased, each row taken with
+/// `FOR UPDATE SKIP LOCKED` so workers never wait for each other. A reclaimed job is
+/// leased from the next call on (the CTE's changes are not visible to its own statement).
+/// Binds: $1 now, $2 worker, $3 token, $4 lease expiry, $5 message, $6 reclaim batch.
 #[cfg(feature = "postgres")]
 macro_rules! pg_reserve_sql {
     () => {
         concat!(
-            "WITH lost AS ( \
-             UPDATE dnp_jobs SET status = 'dead', last_error = $5, worker = NULL, lease_token = NULL, \
-                 lease_expires_us = NULL, updated_us = $1 \
-             WHERE status = 'running' AND lease_expires_us <= $1 AND attempts >= max_attempts \
-             RETURNING id), \
-         q AS (SELECT id, priority, run_at_us, created_us FROM dnp_jobs \
-             WHERE status = 'queued' AND run_at_us <= $1 \
-             ORDER BY priority DESC, run_at_us, created_us LIMIT 1 FOR UPDATE SKIP LOCKED), \
-         e AS (SELECT id, priority, run_at_us, created_us FROM dnp_jobs \
-             WHERE status = 'running' AND lease_expires_us <= $1 AND attempts < max_attempts \
-             ORDER BY priority DESC, run_at_us, created_us LIMIT 1 FOR UPDATE SKIP LOCKED), \
-         c AS (SELECT id FROM (SELECT * FROM q UNION ALL SELECT * FROM e) u \
-             ORDER BY priority DESC, run_at_us, created_us LIMIT 1) \
-         UPDATE dnp_jobs j SET status = 'running', attempts = j.attempts + 1, worker = $2, lease_token = $3::uuid, \
-             lease_expires_us = $4, updated_us = $1 \
-         FROM c WHERE j.id = c.id \
-         RETURNING ",
+            "WITH reclaimed AS ( \
+               UPDATE dnp_jobs SET \
+                 status = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'queued' END, \
+                 last_error = CASE WHEN attempts >= max_attempts THEN $5 ELSE last_error END, \
+                 worker = NULL, lease_token = NULL, lease_expires_us = NULL, updated_us = $1 \
+               WHERE id IN (SELECT id FROM dnp_jobs WHERE status = 'running' AND lease_expires_us <= $1 \
+                            LIMIT $6 FOR UPDATE SKIP LOCKED) \
+               RETURNING id) \
+             UPDATE dnp_jobs j SET status = 'running', attempts = j.attempts + 1, worker = $2, \
+               lease_token = $3::uuid, lease_expires_us = $4, updated_us = $1 \
+             WHERE j.id = (SELECT id FROM dnp_jobs WHERE status = 'queued' AND run_at_us <= $1 \
+                           ORDER BY priority DESC, run_at_us, created_us LIMIT 1 FOR UPDATE SKIP LOCKED) \
+             RETURNING ",
             pg_cols!()
         )
     };
 }
+
+/// Expired leases reclaimed per `reserve` call at most.
+const RECLAIM_BATCH: i64 = 100;
+
+#[cfg(feature = "sqlite")]
+const SQLITE_RECLAIM: &str = sqlite_reclaim_sql!();
+
+/// Readers do not take SQLite's write lock: `reserve` looks before reclaiming.
+#[cfg(feature = "sqlite")]
+const SQLITE_ANY_EXPIRED: &str = "SELECT 1 FROM dnp_jobs WHERE status = 'running' AND lease_expires_us <= $1 LIMIT 1";
 
 const RESERVE: Sql = Sql {
     #[cfg(feature = "sqlite")]
@@ -254,23 +269,15 @@ const RESERVE: Sql = Sql {
     postgres: pg_reserve_sql!(),
 };
 
+#[cfg(feature = "sqlite")]
+const SQLITE_EXPLAIN_RECLAIM: &str = concat!("EXPLAIN QUERY PLAN ", sqlite_reclaim_sql!());
+
 const EXPLAIN_RESERVE: Sql = Sql {
     #[cfg(feature = "sqlite")]
     sqlite: concat!("EXPLAIN QUERY PLAN ", sqlite_reserve_sql!()),
     #[cfg(feature = "postgres")]
     postgres: concat!("EXPLAIN ", pg_reserve_sql!()),
 };
-
-/// SQLite's half of the `lost` step of [`RESERVE`] (PostgreSQL does it in the same
-/// statement). Binds: $1 now, $5 message (numbered to match).
-#[cfg(feature = "sqlite")]
-const SQLITE_ANY_LOST: &str = "SELECT 1 FROM dnp_jobs \
-     WHERE status = 'running' AND lease_expires_us <= $1 AND attempts >= max_attempts LIMIT 1";
-
-#[cfg(feature = "sqlite")]
-const SQLITE_BURY_LOST: &str = "UPDATE dnp_jobs SET status = 'dead', last_error = $2, worker = NULL, \
-     lease_token = NULL, lease_expires_us = NULL, updated_us = $1 \
-     WHERE status = 'running' AND lease_expires_us <= $1 AND attempts >= max_attempts";
 
 /// Binds: $1 new expiry, $2 now, $3 id, $4 token.
 const HEARTBEAT: Sql = Sql {
@@ -382,27 +389,6 @@ const CLEANUP: Sql = Sql {
 
 // ---------------------------------------------------------------------------------------
 
-/// Runs `$body` with `$p` bound to an executor for PostgreSQL: the pool itself, or, when
-/// the queue relaxes commits, a transaction with `synchronous_commit` off for its length.
-#[cfg(feature = "postgres")]
-macro_rules! pg_exec {
-    ($queue:expr, $pool:expr, |$p:ident| $body:expr) => {
-        if $queue.synchronous_commit {
-            let $p = $pool;
-            $body
-        } else {
-            // One round trip for both (a simple query may hold several statements).
-            let mut tx = $pool.begin_with("BEGIN; SET LOCAL synchronous_commit = off").await.map_err(be)?;
-            let out = {
-                let $p = &mut *tx;
-                $body
-            };
-            tx.commit().await.map_err(be)?;
-            out
-        }
-    };
-}
-
 /// Builds `$sql` for the queue's database, binds `$b…`, and evaluates `$body` with the
 /// query as `$q` and an executor as `$p`. Each arm is compiled for its own database.
 macro_rules! with_query {
@@ -414,10 +400,10 @@ macro_rules! with_query {
                 $body
             }
             #[cfg(feature = "postgres")]
-            SqlPool::Postgres(pool) => pg_exec!($queue, pool, |$p| {
+            SqlPool::Postgres($p) => {
                 let $q = sqlx::query($sql.postgres)$(.bind($b))*;
                 $body
-            }),
+            }
         }
     };
 }
@@ -470,7 +456,7 @@ fn u64_to_i64(field: &str, v: u64) -> Result<i64, StoreError> {
 impl SqlJobQueue {
     /// A queue over `pool` (either database), with the default [`Backoff`].
     pub fn new(pool: impl Into<SqlPool>) -> Self {
-        Self { pool: pool.into(), backoff: Backoff::default(), synchronous_commit: true }
+        Self { pool: pool.into(), backoff: Backoff::default() }
     }
 
     /// A queue over a SQLite pool. Open the pool in WAL mode with a busy timeout (sqlx's
@@ -481,6 +467,26 @@ impl SqlJobQueue {
     }
 
     /// A queue over a PostgreSQL pool.
+    ///
+    /// Every queue operation is one statement, so each is one commit, and a commit waits
+    /// for the WAL to reach the disk: on a disk with slow flushes that bounds throughput
+    /// (see docs/performance.md). Where losing the queue changes of the last moments of a
+    /// PostgreSQL *server* crash is acceptable (at most about three `wal_writer_delay`s,
+    /// 600 ms by default; the database stays consistent; a lost `complete` or `reserve` makes
+    /// a job run again, but a lost `enqueue` loses a job its producer was told was stored),
+    /// give the queue a pool of its own whose sessions do not wait:
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), sqlx::Error> {
+    /// use std::str::FromStr;
+    /// use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+    ///
+    /// let options = PgConnectOptions::from_str("postgres://dnp@db/dnp")?
+    ///     .options([("synchronous_commit", "off")]);
+    /// let pool = PgPoolOptions::new().max_connections(8).connect_with(options).await?;
+    /// let queue = dnp_queue::SqlJobQueue::postgres(pool);
+    /// # Ok(()) }
+    /// ```
     #[cfg(feature = "postgres")]
     pub fn postgres(pool: sqlx::PgPool) -> Self {
         Self::new(pool)
@@ -489,23 +495,6 @@ impl SqlJobQueue {
     /// Uses `backoff` as the retry schedule of [`JobQueue::fail`].
     pub fn with_backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = backoff;
-        self
-    }
-
-    /// PostgreSQL only: with `false`, every statement of the queue runs in a transaction
-    /// with `SET LOCAL synchronous_commit = off`, so its commit does not wait for the WAL to
-    /// reach the disk (the default, `true`, leaves the server's setting alone).
-    ///
-    /// On a disk with slow flushes this multiplies throughput (see docs/performance.md),
-    /// at a price: if the PostgreSQL server (not the application) crashes, the queue changes
-    /// of the last moments (at most about three `wal_writer_delay`s, 600 ms by default) are
-    /// lost. The database stays consistent; a lost `complete` or `reserve` makes a job run
-    /// again (jobs are at-least-once anyway), but a lost `enqueue` loses that job although
-    /// its producer was told it was stored. Use it when producers can re-enqueue (idempotency
-    /// keys make that safe), e.g. for scheduled work. No effect on SQLite, where the pool's
-    /// `synchronous` pragma decides.
-    pub fn with_synchronous_commit(mut self, on: bool) -> Self {
-        self.synchronous_commit = on;
         self
     }
 
@@ -573,9 +562,10 @@ impl SqlJobQueue {
         Ok(lines.join("\n"))
     }
 
-    /// The query plan of [`reserve`](JobQueue::reserve)'s statement (explained, not run):
+    /// The query plan of [`reserve`](JobQueue::reserve)'s statements (explained, not run):
     /// for operators and tests checking that it reads `dnp_jobs_ready` for queued jobs and
-    /// `dnp_jobs_leased` for expired leases, whatever the number of jobs.
+    /// `dnp_jobs_leased` for expired leases, whatever the number of jobs. On SQLite the
+    /// plans of its two statements (reclaim, then lease) follow each other.
     ///
     /// # Errors
     /// [`StoreError::Backend`] when the database fails.
@@ -585,8 +575,15 @@ impl SqlJobQueue {
         let lines: Vec<String> = match &self.pool {
             #[cfg(feature = "sqlite")]
             SqlPool::Sqlite(p) => {
+                let mut rows = sqlx::query(SQLITE_EXPLAIN_RECLAIM)
+                    .bind(now)
+                    .bind(LEASE_EXPIRED_ON_LAST_ATTEMPT)
+                    .bind(RECLAIM_BATCH)
+                    .fetch_all(p)
+                    .await
+                    .map_err(be)?;
                 let q = sqlx::query(EXPLAIN_RESERVE.sqlite).bind(now).bind("explain").bind(&token).bind(now);
-                let rows = q.fetch_all(p).await.map_err(be)?;
+                rows.extend(q.fetch_all(p).await.map_err(be)?);
                 rows.iter().map(|r| r.try_get::<String, _>(r.len() - 1).map_err(be)).collect::<Result<_, _>>()?
             }
             #[cfg(feature = "postgres")]
@@ -596,7 +593,8 @@ impl SqlJobQueue {
                     .bind("explain")
                     .bind(&token)
                     .bind(now)
-                    .bind(LEASE_EXPIRED_ON_LAST_ATTEMPT);
+                    .bind(LEASE_EXPIRED_ON_LAST_ATTEMPT)
+                    .bind(RECLAIM_BATCH);
                 let rows = q.fetch_all(p).await.map_err(be)?;
                 rows.iter().map(|r| r.try_get::<String, _>(0).map_err(be)).collect::<Result<_, _>>()?
             }
@@ -679,13 +677,13 @@ impl JobQueue for SqlJobQueue {
         let raw = match &self.pool {
             #[cfg(feature = "sqlite")]
             SqlPool::Sqlite(p) => {
-                // Readers do not take SQLite's write lock: look before burying.
-                let lost: Option<i64> =
-                    sqlx::query_scalar(SQLITE_ANY_LOST).bind(now).fetch_optional(p).await.map_err(be)?;
-                if lost.is_some() {
-                    sqlx::query(SQLITE_BURY_LOST)
+                let expired: Option<i64> =
+                    sqlx::query_scalar(SQLITE_ANY_EXPIRED).bind(now).fetch_optional(p).await.map_err(be)?;
+                if expired.is_some() {
+                    sqlx::query(SQLITE_RECLAIM)
                         .bind(now)
                         .bind(LEASE_EXPIRED_ON_LAST_ATTEMPT)
+                        .bind(RECLAIM_BATCH)
                         .execute(p)
                         .await
                         .map_err(be)?;
@@ -701,18 +699,19 @@ impl JobQueue for SqlJobQueue {
                 row.map(|r| raw_from_row(&r)).transpose()?
             }
             #[cfg(feature = "postgres")]
-            SqlPool::Postgres(pool) => pg_exec!(self, pool, |p| {
+            SqlPool::Postgres(p) => {
                 let row = sqlx::query(RESERVE.postgres)
                     .bind(now)
                     .bind(worker)
                     .bind(&token_s)
                     .bind(expires)
                     .bind(LEASE_EXPIRED_ON_LAST_ATTEMPT)
+                    .bind(RECLAIM_BATCH)
                     .fetch_optional(p)
                     .await
                     .map_err(be)?;
                 row.map(|r| raw_from_row(&r)).transpose()?
-            }),
+            }
         };
         match raw {
             Some(raw) => Ok(Some(Lease { job: raw.into_job()?, token })),
