@@ -497,3 +497,52 @@ async fn an_expired_token_is_refreshed_through_the_token_store() {
     let stored = dnp_core::TokenStore::tokens(&*store, connection.id).await.unwrap();
     assert_eq!(stored.refresh_token.unwrap().expose_secret(), refresh);
 }
+
+#[tokio::test]
+async fn artist_search_finds_topic_channels_first_for_100_units() {
+    let f = fixture();
+    let provider = YouTubeMusicProvider::new(config(&f.emulator, 10_000)).unwrap();
+    let token = StaticToken::new(youtube(), SecretString::from(f.token.clone()));
+    let artist = &f.library.followed_artists[0].artist;
+    let found = provider.search_artists(&token, &artist.name, 5).await.unwrap();
+    let first = &found[0];
+    assert_eq!(
+        (first.id.as_str(), first.name.as_str(), first.confidence),
+        (artist.id.as_str(), artist.name.as_str(), 1.0)
+    );
+    assert!(first.detail.as_deref().is_some_and(|d| d.contains(" - Topic")), "{first:?}");
+    assert!(found.len() <= 5);
+    assert_eq!(f.emulator.quota_used(), 100, "a search costs 100 units");
+    assert!(provider.search_artists(&token, "  ", 5).await.unwrap().is_empty());
+}
+
+/// Another process spent the project's quota: the adapter's own count still shows units,
+/// Google says no. The executor stops and leaves the rest planned.
+#[tokio::test]
+async fn an_enforcement_stops_when_google_says_the_quota_is_spent() {
+    let emulator = YouTubeMusicEmulator::start(EmulatorConfig::default()).unwrap();
+    let (library, list) = blocked_library(20);
+    emulator.seed_user(USER, &library);
+    let (access, _) = emulator.issue_tokens(USER, Duration::from_secs(3600));
+    let token = StaticToken::new(youtube(), SecretString::from(access));
+    let provider = YouTubeMusicProvider::new(config(&emulator, 10_000)).unwrap();
+    let scanned = provider.scan(&token, &NoProgress).await.unwrap();
+    let planned = plan(
+        &scanned,
+        &BlockedSet::for_provider(&list, &youtube()),
+        &EnforcementPolicy::default(),
+        &provider.capabilities(),
+    );
+    assert_eq!((planned.summary.total_actions, planned.summary.days), (20, 1), "the adapter thinks it fits today");
+    // The scan took 3 units; 5 writes more are left at the service.
+    emulator.set_daily_quota(emulator.quota_used() + 5 * 50);
+    let log = MemoryActionLog::new();
+    let report = Executor::new(&provider, &token, &log)
+        .execute(BatchId::new_random(), &planned, &NoProgress, &CancelFlag::new())
+        .await
+        .unwrap();
+    assert_eq!(report.completion, Completion::ProviderUnavailable);
+    assert_eq!((report.confirmed, report.failed, report.not_run), (5, 0, 15));
+    assert_eq!(provider.capabilities().quota.map(|q| q.remaining_today), Some(0));
+    assert_eq!(emulator.library(USER).liked_tracks.len(), 25);
+}

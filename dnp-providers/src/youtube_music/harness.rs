@@ -16,17 +16,22 @@ use secrecy::SecretString;
 use super::emulator::YouTubeMusicEmulator;
 use super::{YouTubeMusicAuth, YouTubeMusicConfig, YouTubeMusicProvider};
 use crate::emulator::EmulatorConfig;
-use crate::http::{BreakerConfig, HttpConfig};
+use crate::http::{BreakerConfig, HttpConfig, RateLimit};
 
 /// The HTTP settings the harness gives the adapter: the defaults with short waits, so the
-/// suite runs in seconds (a 2 s request timeout, a breaker open for 1 s, 50 ms backoff).
+/// suite runs in seconds (a 2 s request timeout, a breaker open for 1 s, 50 ms backoff),
+/// and roomier token buckets (500 requests a second), since every YouTube write is a call
+/// of its own and the suite sends about 1,500 of them.
 pub fn test_http_config() -> HttpConfig {
+    let rate = RateLimit { per_second: 500, burst: 100 };
     HttpConfig {
         request_timeout: Duration::from_secs(2),
         connect_timeout: Duration::from_secs(2),
         backoff_base: Duration::from_millis(50),
         backoff_max: Duration::from_millis(500),
         breaker: BreakerConfig { open_for: Duration::from_secs(1), ..BreakerConfig::default() },
+        provider_rate: rate,
+        connection_rate: rate,
         ..HttpConfig::default()
     }
 }
