@@ -85,7 +85,8 @@ impl LoginLimiter {
     pub(crate) fn new(per_minute: u32) -> Self {
         let account = Quota::per_minute(NonZeroU32::new(per_minute.max(1)).unwrap_or(NonZeroU32::MIN));
         // An address may try several accounts (a household behind one NAT): 3x the account quota.
-        let address = Quota::per_minute(NonZeroU32::new(per_minute.max(1).saturating_mul(3)).unwrap_or(NonZeroU32::MIN));
+        let address =
+            Quota::per_minute(NonZeroU32::new(per_minute.max(1).saturating_mul(3)).unwrap_or(NonZeroU32::MIN));
         Self { per_account: RateLimiter::dashmap(account), per_address: RateLimiter::dashmap(address) }
     }
 
@@ -159,7 +160,13 @@ pub(crate) fn normalize_email(email: &str) -> Result<String, ApiError> {
         return Err(bad());
     }
     let (local, domain) = email.split_once('@').ok_or_else(bad)?;
-    if local.is_empty() || domain.len() < 3 || !domain.contains('.') || domain.contains('@') || domain.starts_with('.') || domain.ends_with('.') {
+    if local.is_empty()
+        || domain.len() < 3
+        || !domain.contains('.')
+        || domain.contains('@')
+        || domain.starts_with('.')
+        || domain.ends_with('.')
+    {
         return Err(bad());
     }
     Ok(email)
@@ -245,7 +252,10 @@ pub(crate) async fn rotate_refresh(state: &AppState, presented: &str) -> Result<
     if revoked_at.is_some() {
         revoke_family(state, &family).await?;
         tracing::warn!(user_id = %user_id, "refresh token reuse detected; session family revoked");
-        return Err(ApiError::unauthorized("refresh_token_reused", "this refresh token was already used; every session it belongs to is now signed out"));
+        return Err(ApiError::unauthorized(
+            "refresh_token_reused",
+            "this refresh token was already used; every session it belongs to is now signed out",
+        ));
     }
     if expires_at <= now {
         return Err(invalid());
@@ -326,7 +336,12 @@ impl FromRequestParts<AppState> for AuthUser {
         if via_cookie && !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
             check_csrf(&parts.headers)?;
         }
-        let invalid = || ApiError::unauthorized("invalid_token", "the access token is invalid or expired; refresh it or sign in again");
+        let invalid = || {
+            ApiError::unauthorized(
+                "invalid_token",
+                "the access token is invalid or expired; refresh it or sign in again",
+            )
+        };
         let claims: Claims = state.0.jwt.verify(&token).ok_or_else(invalid)?;
         if claims.typ != "access" {
             return Err(invalid());

@@ -199,14 +199,19 @@ impl Config {
             Some(s) if s.len() < MIN_SECRET_BYTES => {
                 return Err(ConfigError::new(
                     "SESSION_SECRET",
-                    format!("must be at least {MIN_SECRET_BYTES} bytes long (it is {}); generate one with `openssl rand -base64 48`", s.len()),
+                    format!(
+                        "must be at least {MIN_SECRET_BYTES} bytes long (it is {}); generate one with `openssl rand -base64 48`",
+                        s.len()
+                    ),
                 ));
             }
             Some(s) => SecretString::from(s),
             None if matches!(mode, Mode::Serve) => {
                 return Err(ConfigError::new(
                     "SESSION_SECRET",
-                    format!("is required by `serve`: set at least {MIN_SECRET_BYTES} random bytes, e.g. `openssl rand -base64 48`"),
+                    format!(
+                        "is required by `serve`: set at least {MIN_SECRET_BYTES} random bytes, e.g. `openssl rand -base64 48`"
+                    ),
                 ));
             }
             // Workers and migrate sign nothing a browser keeps; the demo makes its own.
@@ -244,11 +249,11 @@ impl Config {
             ("LOCAL_KMS_KEY_FILE", None) => Some(key_file.clone()),
             (_, v) => v,
         };
-        let kms = dnp_vault::KmsConfig::from_lookup(kms_lookup)
+        let kms =
+            dnp_vault::KmsConfig::from_lookup(kms_lookup).map_err(|e| ConfigError::new(e.variable(), e.problem()))?;
+        let data_key_cache_size = dnp_vault::config::data_key_cache_size_from_lookup(get)
             .map_err(|e| ConfigError::new(e.variable(), e.problem()))?;
-        let data_key_cache_size = dnp_vault::config::data_key_cache_size_from_lookup(&get)
-            .map_err(|e| ConfigError::new(e.variable(), e.problem()))?;
-        let queue = dnp_queue::QueueConfig::from_lookup(&get).map_err(|e| match e {
+        let queue = dnp_queue::QueueConfig::from_lookup(get).map_err(|e| match e {
             dnp_queue::ConfigError::Invalid { variable, reason, .. } => ConfigError::new(variable, reason),
             other => ConfigError::new("queue", other.to_string()),
         })?;

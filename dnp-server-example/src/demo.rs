@@ -138,15 +138,17 @@ pub async fn start(options: DemoOptions) -> Result<Demo, StartError> {
 
     // The emulated services.
     let spotify_id = ProviderId::new(ProviderId::SPOTIFY).map_err(|e| StartError::Backend(e.to_string()))?;
-    let emulator = SpotifyEmulator::start(EmulatorConfig::default()).map_err(|e| StartError::Backend(format!("Spotify emulator: {e}")))?;
+    let emulator = SpotifyEmulator::start(EmulatorConfig::default())
+        .map_err(|e| StartError::Backend(format!("Spotify emulator: {e}")))?;
     let library = generate_library(&spotify_id, options.shape.unwrap_or(LibraryShape::DEMO), 42);
     emulator.seed_user(DEMO_LISTENER, &library);
     emulator.sign_in_as(DEMO_LISTENER);
     let redirect = default_redirect_uri(&url, "spotify");
     emulator.register_redirect_uri(&redirect).map_err(|e| StartError::Backend(format!("Spotify emulator: {e}")))?;
-    let spotify_config = SpotifyConfig::new(emulator.client_id(), Some(SecretString::from(emulator.client_secret())), redirect)
-        .and_then(|c| c.with_base_urls(emulator.api_base_url(), emulator.accounts_base_url()))
-        .map_err(|e| StartError::Backend(format!("Spotify emulator config: {e}")))?;
+    let spotify_config =
+        SpotifyConfig::new(emulator.client_id(), Some(SecretString::from(emulator.client_secret())), redirect)
+            .and_then(|c| c.with_base_urls(emulator.api_base_url(), emulator.accounts_base_url()))
+            .map_err(|e| StartError::Backend(format!("Spotify emulator config: {e}")))?;
     let mut providers = Providers::new();
     crate::run::register_spotify(&mut providers, spotify_config)?;
 

@@ -245,7 +245,10 @@ impl From<ProviderError> for ApiError {
             ProviderError::NotFound { .. } => Self::not_found("not_found", err.to_string()),
             _ => {
                 tracing::warn!(error = %err, "provider call failed");
-                Self::Unavailable { code: err.code(), message: format!("{}: the service is unavailable", provider_of(&err)) }
+                Self::Unavailable {
+                    code: err.code(),
+                    message: format!("{}: the service is unavailable", provider_of(&err)),
+                }
             }
         }
     }

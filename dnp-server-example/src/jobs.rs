@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 use dnp_core::{
-    BlockedSet, CancelFlag, Completion, ConnectionId, ConnectionStatus, Executor, Job, JobProgress,
-    NewJob, Progress, ProgressSink, ProviderError, ProviderId, StoredTokenSource, UserId,
+    BlockedSet, CancelFlag, Completion, ConnectionId, ConnectionStatus, Executor, Job, JobProgress, NewJob, Progress,
+    ProgressSink, ProviderError, ProviderId, StoredTokenSource, UserId,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -33,7 +33,8 @@ pub const REENFORCE_SWEEP: &str = "reenforce_sweep";
 pub const REENFORCE: &str = "reenforce";
 
 /// Every job type the worker runs.
-pub const ALL_KINDS: [&str; 6] = [LIBRARY_SCAN, ENFORCEMENT, TOKEN_REFRESH_SWEEP, TOKEN_REFRESH, REENFORCE_SWEEP, REENFORCE];
+pub const ALL_KINDS: [&str; 6] =
+    [LIBRARY_SCAN, ENFORCEMENT, TOKEN_REFRESH_SWEEP, TOKEN_REFRESH, REENFORCE_SWEEP, REENFORCE];
 
 /// How many token refresh jobs become due per minute (rate-limited batches).
 pub(crate) const REFRESH_BATCH_PER_MINUTE: usize = 50;
@@ -90,7 +91,8 @@ impl JobError {
 
 impl From<ApiError> for JobError {
     fn from(e: ApiError) -> Self {
-        let retryable = matches!(e, ApiError::Internal(_) | ApiError::Unavailable { .. } | ApiError::TooManyRequests { .. });
+        let retryable =
+            matches!(e, ApiError::Internal(_) | ApiError::Unavailable { .. } | ApiError::TooManyRequests { .. });
         Self { message: e.to_string(), retryable }
     }
 }
@@ -158,19 +160,34 @@ pub(crate) async fn on_dead(state: &AppState, job: &Job) {
                     let reason = job.last_error.clone().unwrap_or_else(|| "the job failed".into());
                     store::set_batch_status(state.db(), &p.batch_id, "failed", Some(&reason)).await?;
                     if let Some(b) = store::get_batch(state.db(), &p.batch_id).await? {
-                        store::notify(state.db(), b.user()?, "enforcement_failed", "Enforcement failed", &format!("The {} batch stopped: {reason}", b.provider)).await?;
+                        store::notify(
+                            state.db(),
+                            b.user()?,
+                            "enforcement_failed",
+                            "Enforcement failed",
+                            &format!("The {} batch stopped: {reason}", b.provider),
+                        )
+                        .await?;
                     }
                 }
             }
             TOKEN_REFRESH => {
                 if let Ok(p) = serde_json::from_value::<RefreshPayload>(job.payload.clone()) {
-                    mark_needs_reauth(state, &p, job.last_error.as_deref().unwrap_or("refreshing failed repeatedly")).await?;
+                    mark_needs_reauth(state, &p, job.last_error.as_deref().unwrap_or("refreshing failed repeatedly"))
+                        .await?;
                 }
             }
             LIBRARY_SCAN => {
                 if let Ok(p) = serde_json::from_value::<ScanPayload>(job.payload.clone()) {
                     let reason = job.last_error.clone().unwrap_or_default();
-                    store::notify(state.db(), p.user_id, "scan_failed", "Library scan failed", &format!("Scanning {} failed: {reason}", p.provider)).await?;
+                    store::notify(
+                        state.db(),
+                        p.user_id,
+                        "scan_failed",
+                        "Library scan failed",
+                        &format!("Scanning {} failed: {reason}", p.provider),
+                    )
+                    .await?;
                 }
             }
             _ => {}
@@ -208,7 +225,14 @@ async fn scan(ctx: &JobContext, p: ScanPayload) -> Result<(), JobError> {
         Ok(s) => s,
         Err(e @ ProviderError::NeedsReauth { .. }) => {
             let _ = state.tokens().set_status(connection.id, ConnectionStatus::NeedsReauth).await;
-            store::notify(state.db(), p.user_id, "needs_reauth", &format!("Reconnect {}", entry.display_name), &format!("{e}")).await?;
+            store::notify(
+                state.db(),
+                p.user_id,
+                "needs_reauth",
+                &format!("Reconnect {}", entry.display_name),
+                &format!("{e}"),
+            )
+            .await?;
             return Err(JobError::permanent(e.to_string()));
         }
         Err(e) => return Err(e.into()),
@@ -244,7 +268,14 @@ async fn enforce(ctx: &JobContext, p: BatchPayload) -> Result<(), JobError> {
                 format!("skipped: {} is not connected", entry.display_name)
             };
             store::set_batch_status(state.db(), &batch.id, "skipped", Some(&reason)).await?;
-            store::notify(state.db(), user, "enforcement_skipped", &format!("{what} on {} skipped", entry.display_name), &reason).await?;
+            store::notify(
+                state.db(),
+                user,
+                "enforcement_skipped",
+                &format!("{what} on {} skipped", entry.display_name),
+                &reason,
+            )
+            .await?;
             return Ok(());
         }
     };
@@ -268,12 +299,24 @@ async fn enforce(ctx: &JobContext, p: BatchPayload) -> Result<(), JobError> {
         Completion::Cancelled => ("cancelled", Some("cancelled by the user".to_owned())),
         Completion::NeedsReauth => {
             let _ = state.tokens().set_status(connection.id, ConnectionStatus::NeedsReauth).await;
-            ("needs_reauth", Some(format!("stopped: the {} connection needs to be authorized again", entry.display_name)))
+            (
+                "needs_reauth",
+                Some(format!("stopped: the {} connection needs to be authorized again", entry.display_name)),
+            )
         }
         Completion::ProviderUnavailable => {
             if ctx.attempt < ctx.max_attempts {
-                store::set_batch_status(state.db(), &batch.id, "waiting_retry", Some("the service is unavailable; retrying")).await?;
-                return Err(JobError::retry(format!("{} unavailable; {} actions left", entry.display_name, report.not_run)));
+                store::set_batch_status(
+                    state.db(),
+                    &batch.id,
+                    "waiting_retry",
+                    Some("the service is unavailable; retrying"),
+                )
+                .await?;
+                return Err(JobError::retry(format!(
+                    "{} unavailable; {} actions left",
+                    entry.display_name, report.not_run
+                )));
             }
             ("failed", Some(format!("{} stayed unavailable", entry.display_name)))
         }
@@ -305,11 +348,12 @@ async fn refresh_sweep(ctx: &JobContext) -> Result<(), JobError> {
         let Some(expires) = c.expires_at else { continue };
         let minute = (i / REFRESH_BATCH_PER_MINUTE) as i64;
         let payload = RefreshPayload { connection_id: c.id, user_id: c.user_id, provider: c.provider.clone() };
-        let job = NewJob::new(TOKEN_REFRESH, serde_json::to_value(&payload).map_err(|e| JobError::permanent(e.to_string()))?)
-            .with_owner(c.user_id)
-            .with_idempotency_key(format!("token_refresh:{}:{}", c.id, expires.timestamp()))
-            .with_run_at(now + chrono::Duration::minutes(minute))
-            .with_max_attempts(REFRESH_ATTEMPTS);
+        let job =
+            NewJob::new(TOKEN_REFRESH, serde_json::to_value(&payload).map_err(|e| JobError::permanent(e.to_string()))?)
+                .with_owner(c.user_id)
+                .with_idempotency_key(format!("token_refresh:{}:{}", c.id, expires.timestamp()))
+                .with_run_at(now + chrono::Duration::minutes(minute))
+                .with_max_attempts(REFRESH_ATTEMPTS);
         state.queue().enqueue(job).await?;
         queued += 1;
     }
@@ -323,7 +367,11 @@ async fn mark_needs_reauth(state: &AppState, p: &RefreshPayload, reason: &str) -
         Err(e) => return Err(e.into()),
     }
     metrics::counter!("token_refresh_failures_total", "provider" => p.provider.to_string()).increment(1);
-    let name = state.providers().get(p.provider.as_str()).map(|e| e.display_name.clone()).unwrap_or_else(|_| p.provider.to_string());
+    let name = state
+        .providers()
+        .get(p.provider.as_str())
+        .map(|e| e.display_name.clone())
+        .unwrap_or_else(|_| p.provider.to_string());
     store::notify(
         state.db(),
         p.user_id,

@@ -44,7 +44,12 @@ impl Providers {
     }
 
     /// Registers `provider` with its OAuth client, replacing one of the same id.
-    pub fn register(&mut self, provider: Arc<dyn Provider>, auth: Arc<dyn ProviderAuth>, display_name: impl Into<String>) {
+    pub fn register(
+        &mut self,
+        provider: Arc<dyn Provider>,
+        auth: Arc<dyn ProviderAuth>,
+        display_name: impl Into<String>,
+    ) {
         let id = provider.id().clone();
         self.entries.insert(id, ProviderEntry { provider, auth, display_name: display_name.into() });
     }
@@ -54,11 +59,12 @@ impl Providers {
     /// # Errors
     /// 404 `unknown_provider` when none is registered under `id`.
     pub fn get(&self, id: &str) -> Result<&ProviderEntry, ApiError> {
-        self.entries
-            .iter()
-            .find(|(k, _)| k.as_str() == id)
-            .map(|(_, v)| v)
-            .ok_or_else(|| ApiError::not_found("unknown_provider", format!("no provider {:?} is configured on this server", id.chars().take(64).collect::<String>())))
+        self.entries.iter().find(|(k, _)| k.as_str() == id).map(|(_, v)| v).ok_or_else(|| {
+            ApiError::not_found(
+                "unknown_provider",
+                format!("no provider {:?} is configured on this server", id.chars().take(64).collect::<String>()),
+            )
+        })
     }
 
     /// The registered ids, sorted.

@@ -7,8 +7,8 @@ use std::str::FromStr;
 
 use async_trait::async_trait;
 use dnp_core::{
-    Action, ActionFailure, ActionKind, ActionLog, BatchId, ItemState, LibrarySnapshot, LoggedAction, Plan,
-    ProviderId, StateUpdate, StoreError, UserId,
+    Action, ActionFailure, ActionKind, ActionLog, BatchId, ItemState, LibrarySnapshot, LoggedAction, Plan, ProviderId,
+    StateUpdate, StoreError, UserId,
 };
 use serde_json::{Value, json};
 
@@ -194,7 +194,10 @@ impl ActionLog for SqlActionLog {
                 Ok(LoggedAction {
                     action: serde_json::from_str(&action).map_err(json_err)?,
                     state: parse_state(&state),
-                    failure: failure.map(|f| serde_json::from_str::<ActionFailure>(&f)).transpose().map_err(json_err)?,
+                    failure: failure
+                        .map(|f| serde_json::from_str::<ActionFailure>(&f))
+                        .transpose()
+                        .map_err(json_err)?,
                     note,
                 })
             })
@@ -226,7 +229,11 @@ pub(crate) async fn save_snapshot(db: &Database, user: UserId, snapshot: &Librar
 }
 
 /// The latest snapshot of `user`'s library at `provider`.
-pub(crate) async fn load_snapshot(db: &Database, user: UserId, provider: &ProviderId) -> Result<Option<LibrarySnapshot>, ApiError> {
+pub(crate) async fn load_snapshot(
+    db: &Database,
+    user: UserId,
+    provider: &ProviderId,
+) -> Result<Option<LibrarySnapshot>, ApiError> {
     let json: Option<String> = with_pool!(db, pool => {
         sqlx::query_scalar("SELECT snapshot_json FROM snapshots WHERE user_id = $1 AND provider = $2")
             .bind(user.to_string())
@@ -323,7 +330,12 @@ pub(crate) async fn batch_plan(db: &Database, id: &str) -> Result<Plan, ApiError
 }
 
 /// Sets a batch's status (and its start or finish time).
-pub(crate) async fn set_batch_status(db: &Database, id: &str, status: &str, reason: Option<&str>) -> Result<(), ApiError> {
+pub(crate) async fn set_batch_status(
+    db: &Database,
+    id: &str,
+    status: &str,
+    reason: Option<&str>,
+) -> Result<(), ApiError> {
     let now = now_ms();
     let finished = batch_is_terminal(status).then_some(now);
     let started = (status == "running").then_some(now);
@@ -353,8 +365,10 @@ pub(crate) async fn batch_counts(db: &Database, id: &str) -> Result<BTreeMap<Str
             .fetch_all(pool)
             .await?
     });
-    let mut counts: BTreeMap<String, i64> =
-        ["planned", "sent", "confirmed", "failed", "indeterminate", "cancelled"].iter().map(|s| ((*s).to_owned(), 0)).collect();
+    let mut counts: BTreeMap<String, i64> = ["planned", "sent", "confirmed", "failed", "indeterminate", "cancelled"]
+        .iter()
+        .map(|s| ((*s).to_owned(), 0))
+        .collect();
     for (state, n) in rows {
         counts.insert(state, n);
     }

@@ -15,11 +15,8 @@ pub(crate) fn router() -> Router<AppState> {
 
 async fn index(State(state): State<AppState>) -> Json<Value> {
     let base = &state.config().public_base_url;
-    let providers: Vec<Value> = state
-        .providers()
-        .iter()
-        .map(|(id, e)| json!({"id": id, "display_name": e.display_name}))
-        .collect();
+    let providers: Vec<Value> =
+        state.providers().iter().map(|(id, e)| json!({"id": id, "display_name": e.display_name})).collect();
     Json(json!({
         "name": "dnp",
         "description": "One Do-Not-Play list, enforced on your music libraries with a preview before and an undo after.",

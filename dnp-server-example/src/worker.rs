@@ -120,12 +120,8 @@ async fn scheduler_loop(state: AppState, mut shutdown: watch::Receiver<bool>) {
 /// Runs one leased job to its end, with heartbeats and progress.
 async fn run_one(state: AppState, lease: Lease, lease_for: Duration) {
     let job = lease.job.clone();
-    let correlation = job
-        .payload
-        .get("request_id")
-        .and_then(|v| v.as_str())
-        .map(str::to_owned)
-        .unwrap_or_else(|| job.id.to_string());
+    let correlation =
+        job.payload.get("request_id").and_then(|v| v.as_str()).map(str::to_owned).unwrap_or_else(|| job.id.to_string());
     let span = tracing::info_span!("job", job_id = %job.id, kind = %job.kind, attempt = job.attempts, correlation_id = %correlation);
     async move {
         tracing::info!("job started");

@@ -10,25 +10,61 @@ use serde_json::json;
 #[tokio::test]
 async fn register_login_me_refresh_logout() {
     let app = TestApp::new().await;
-    let r = app.call("POST", "/api/v1/auth/register", None, Some(json!({"email": "Ada@Example.org", "password": "correct horse battery"}))).await;
+    let r = app
+        .call(
+            "POST",
+            "/api/v1/auth/register",
+            None,
+            Some(json!({"email": "Ada@Example.org", "password": "correct horse battery"})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     assert_eq!(r.body["user"]["email"], "ada@example.org");
-    let cookies: Vec<_> = r.headers.get_all(header::SET_COOKIE).iter().map(|v| v.to_str().unwrap().to_owned()).collect();
+    let cookies: Vec<_> =
+        r.headers.get_all(header::SET_COOKIE).iter().map(|v| v.to_str().unwrap().to_owned()).collect();
     assert!(cookies.iter().any(|c| c.starts_with("dnp_access=") && c.contains("HttpOnly")), "{cookies:?}");
     assert!(cookies.iter().any(|c| c.starts_with("dnp_csrf=") && !c.contains("HttpOnly")));
 
     // The same email again is a conflict.
-    let r2 = app.call("POST", "/api/v1/auth/register", None, Some(json!({"email": "ada@example.org", "password": "another long password"}))).await;
+    let r2 = app
+        .call(
+            "POST",
+            "/api/v1/auth/register",
+            None,
+            Some(json!({"email": "ada@example.org", "password": "another long password"})),
+        )
+        .await;
     assert_eq!(r2.status, StatusCode::CONFLICT);
     assert_eq!(error_code(&r2), "email_taken");
 
-    let bad = app.call("POST", "/api/v1/auth/login", None, Some(json!({"email": "ada@example.org", "password": "wrong password!"}))).await;
+    let bad = app
+        .call(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"email": "ada@example.org", "password": "wrong password!"})),
+        )
+        .await;
     assert_eq!(bad.status, StatusCode::UNAUTHORIZED);
     assert_eq!(error_code(&bad), "invalid_credentials");
-    let unknown = app.call("POST", "/api/v1/auth/login", None, Some(json!({"email": "nobody@example.org", "password": "wrong password!"}))).await;
+    let unknown = app
+        .call(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"email": "nobody@example.org", "password": "wrong password!"})),
+        )
+        .await;
     assert_eq!(error_code(&unknown), "invalid_credentials");
 
-    let login = app.call("POST", "/api/v1/auth/login", None, Some(json!({"email": "ada@example.org", "password": "correct horse battery"}))).await;
+    let login = app
+        .call(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"email": "ada@example.org", "password": "correct horse battery"})),
+        )
+        .await;
     assert_eq!(login.status, StatusCode::OK, "{}", login.text);
     let access = login.body["access_token"].as_str().unwrap().to_owned();
     let refresh = login.body["refresh_token"].as_str().unwrap().to_owned();
@@ -78,7 +114,10 @@ async fn bad_input_gets_a_typed_4xx_never_a_500() {
         assert_eq!(error_code(&r), code, "{body}");
     }
     // Not JSON at all.
-    let req = Request::post("/api/v1/auth/register").header(header::CONTENT_TYPE, "application/json").body(Body::from("{oops")).unwrap();
+    let req = Request::post("/api/v1/auth/register")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from("{oops"))
+        .unwrap();
     let r = app.raw(req).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(error_code(&r), "invalid_json");
@@ -87,7 +126,10 @@ async fn bad_input_gets_a_typed_4xx_never_a_500() {
     assert_eq!(app.raw(req).await.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     // Too large.
     let big = format!("{{\"email\": \"{}\", \"password\": \"x\"}}", "a".repeat(2 * 1024 * 1024));
-    let req = Request::post("/api/v1/auth/register").header(header::CONTENT_TYPE, "application/json").body(Body::from(big)).unwrap();
+    let req = Request::post("/api/v1/auth/register")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(big))
+        .unwrap();
     let r = app.raw(req).await;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(error_code(&r), "payload_too_large");
@@ -104,7 +146,14 @@ async fn bad_input_gets_a_typed_4xx_never_a_500() {
 #[tokio::test]
 async fn cookie_auth_needs_the_csrf_header_for_changes() {
     let app = TestApp::new().await;
-    let r = app.call("POST", "/api/v1/auth/register", None, Some(json!({"email": "c@example.org", "password": "correct horse battery"}))).await;
+    let r = app
+        .call(
+            "POST",
+            "/api/v1/auth/register",
+            None,
+            Some(json!({"email": "c@example.org", "password": "correct horse battery"})),
+        )
+        .await;
     let access = r.body["access_token"].as_str().unwrap().to_owned();
     let csrf = r.body["csrf_token"].as_str().unwrap().to_owned();
     let cookie = format!("dnp_access={access}; dnp_csrf={csrf}");
@@ -117,10 +166,18 @@ async fn cookie_auth_needs_the_csrf_header_for_changes() {
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert_eq!(error_code(&r), "csrf_failed");
     // With a wrong header too.
-    let req = Request::post("/api/v1/auth/logout").header(header::COOKIE, &cookie).header("x-csrf-token", "nope").body(Body::empty()).unwrap();
+    let req = Request::post("/api/v1/auth/logout")
+        .header(header::COOKIE, &cookie)
+        .header("x-csrf-token", "nope")
+        .body(Body::empty())
+        .unwrap();
     assert_eq!(app.raw(req).await.status, StatusCode::FORBIDDEN);
     // With the right header it goes through.
-    let req = Request::post("/api/v1/auth/logout").header(header::COOKIE, &cookie).header("x-csrf-token", &csrf).body(Body::empty()).unwrap();
+    let req = Request::post("/api/v1/auth/logout")
+        .header(header::COOKIE, &cookie)
+        .header("x-csrf-token", &csrf)
+        .body(Body::empty())
+        .unwrap();
     assert_eq!(app.raw(req).await.status, StatusCode::NO_CONTENT);
 }
 
@@ -145,13 +202,27 @@ async fn totp_second_factor() {
     assert_eq!(app.get("/api/v1/me", &token).await.body["mfa_enabled"], true);
 
     // Login now asks for the second factor.
-    let login = app.call("POST", "/api/v1/auth/login", None, Some(json!({"email": "t@example.org", "password": "correct horse battery"}))).await;
+    let login = app
+        .call(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"email": "t@example.org", "password": "correct horse battery"})),
+        )
+        .await;
     assert_eq!(login.body["mfa_required"], true, "{}", login.text);
     assert!(login.body.get("access_token").is_none());
     let mfa_token = login.body["mfa_token"].as_str().unwrap();
     // The MFA token is not an access token.
     assert_eq!(app.get("/api/v1/me", mfa_token).await.status, StatusCode::UNAUTHORIZED);
-    let done = app.call("POST", "/api/v1/auth/mfa/verify", None, Some(json!({"mfa_token": mfa_token, "code": totp.generate_current().to_string()}))).await;
+    let done = app
+        .call(
+            "POST",
+            "/api/v1/auth/mfa/verify",
+            None,
+            Some(json!({"mfa_token": mfa_token, "code": totp.generate_current().to_string()})),
+        )
+        .await;
     assert_eq!(done.status, StatusCode::OK, "{}", done.text);
     assert!(done.body["access_token"].is_string());
     // Or in one step with totp_code.
@@ -170,7 +241,14 @@ async fn login_is_rate_limited_per_account() {
     app.register("r@example.org").await;
     let mut statuses = Vec::new();
     for _ in 0..5 {
-        let r = app.call("POST", "/api/v1/auth/login", None, Some(json!({"email": "r@example.org", "password": "wrong password!!"}))).await;
+        let r = app
+            .call(
+                "POST",
+                "/api/v1/auth/login",
+                None,
+                Some(json!({"email": "r@example.org", "password": "wrong password!!"})),
+            )
+            .await;
         statuses.push(r.status);
         if r.status == StatusCode::TOO_MANY_REQUESTS {
             assert!(r.headers.get(header::RETRY_AFTER).is_some());
@@ -180,6 +258,13 @@ async fn login_is_rate_limited_per_account() {
     assert_eq!(&statuses[..3], &[StatusCode::UNAUTHORIZED; 3]);
     assert_eq!(&statuses[3..], &[StatusCode::TOO_MANY_REQUESTS; 2]);
     // Even the right password is refused while limited: no oracle for guessing.
-    let r = app.call("POST", "/api/v1/auth/login", None, Some(json!({"email": "r@example.org", "password": "correct horse battery"}))).await;
+    let r = app
+        .call(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"email": "r@example.org", "password": "correct horse battery"})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
 }

@@ -19,7 +19,9 @@ async fn no_user_reads_or_changes_another_users_data_through_any_route() {
     let (alice, _) = app.register("alice@example.org").await;
     assert_eq!(world.connect_spotify(&alice).await.status, StatusCode::OK);
     let (name, artist_id, _) = top_artist(&world.emulator.library("listener"));
-    let entry = app.post("/api/v1/dnp", &alice, json!({"artist": {"name": name, "provider_ids": {"spotify": [artist_id]}}})).await;
+    let entry = app
+        .post("/api/v1/dnp", &alice, json!({"artist": {"name": name, "provider_ids": {"spotify": [artist_id]}}}))
+        .await;
     let entry_id = entry.body["id"].as_str().unwrap().to_owned();
     let scan = world.scan(&alice).await;
     let job_id = scan["id"].as_str().unwrap().to_owned();
@@ -30,11 +32,26 @@ async fn no_user_reads_or_changes_another_users_data_through_any_route() {
     world.wait_batch(&alice, &batch_id).await;
     let notes = app.get("/api/v1/notifications", &alice).await;
     let note_id = notes.body["items"][0]["id"].as_str().unwrap().to_owned();
-    let settings = app.call("PUT", "/api/v1/settings", Some(&alice), Some(json!({"policy": {"strictness": "aggressive"}, "reenforce_every_hours": 24}))).await;
+    let settings = app
+        .call(
+            "PUT",
+            "/api/v1/settings",
+            Some(&alice),
+            Some(json!({"policy": {"strictness": "aggressive"}, "reenforce_every_hours": 24})),
+        )
+        .await;
     assert_eq!(settings.status, StatusCode::OK, "{}", settings.text);
 
     let (mallory, _) = app.register("mallory@example.org").await;
-    let secrets = [entry_id.as_str(), job_id.as_str(), plan_id.as_str(), batch_id.as_str(), note_id.as_str(), "alice@example.org", name.as_str()];
+    let secrets = [
+        entry_id.as_str(),
+        job_id.as_str(),
+        plan_id.as_str(),
+        batch_id.as_str(),
+        note_id.as_str(),
+        "alice@example.org",
+        name.as_str(),
+    ];
 
     // Every route of the OpenAPI document.
     let doc = app.call("GET", "/api/v1/openapi.json", None, None).await;

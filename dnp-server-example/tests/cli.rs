@@ -33,7 +33,10 @@ fn a_short_secret_and_a_bad_url_are_named() {
     let (code, stderr) = run(&["worker"], &[("KMS_PROVIDER", "vault")]);
     assert_eq!(code, Some(2));
     assert!(stderr.contains("VAULT_ADDR"), "{stderr}");
-    let (code, stderr) = run(&["serve"], &[("SESSION_SECRET", &secret), ("SPOTIFY_CLIENT_ID", "abc"), ("SPOTIFY_API_BASE_URL", "ftp://x")]);
+    let (code, stderr) = run(
+        &["serve"],
+        &[("SESSION_SECRET", &secret), ("SPOTIFY_CLIENT_ID", "abc"), ("SPOTIFY_API_BASE_URL", "ftp://x")],
+    );
     assert_eq!(code, Some(2));
     assert!(stderr.contains("SPOTIFY_API_BASE_URL"), "{stderr}");
 }

@@ -113,7 +113,11 @@ async fn demo_sign_in_connect_scan_preview_enforce_rollback() {
     let (status, started) = c.post("/enforcement/batches", json!({"plan_id": plan["id"]})).await;
     assert_eq!(status, 202, "{started}");
     let batch_id = started["batches"][0]["id"].as_str().unwrap().to_owned();
-    let batch = c.wait(&format!("/enforcement/batches/{batch_id}"), |b| !matches!(b["status"].as_str(), Some("queued" | "running"))).await;
+    let batch = c
+        .wait(&format!("/enforcement/batches/{batch_id}"), |b| {
+            !matches!(b["status"].as_str(), Some("queued" | "running"))
+        })
+        .await;
     assert_eq!(batch["status"], "succeeded", "{}", batch["status_reason"]);
     assert_eq!(batch["counts"]["confirmed"].as_u64().unwrap(), total);
     let enforced = demo.spotify.library(DEMO_LISTENER);

@@ -5,8 +5,8 @@
 mod common;
 
 use axum::http::StatusCode;
-use common::spotify::{World, top_artist};
 use common::error_code;
+use common::spotify::{World, top_artist};
 use serde_json::json;
 
 async fn run_flow(world: &World) {
@@ -30,7 +30,9 @@ async fn run_flow(world: &World) {
     let best = &search.body["candidates"][0];
     assert_eq!(best["id"], artist_id.as_str(), "{}", search.text);
     assert!(best["confidence"].as_f64().unwrap() > 0.9);
-    let added = app.post("/api/v1/dnp", &token, json!({"artist": {"name": name, "provider_ids": {"spotify": [artist_id]}}})).await;
+    let added = app
+        .post("/api/v1/dnp", &token, json!({"artist": {"name": name, "provider_ids": {"spotify": [artist_id]}}}))
+        .await;
     assert_eq!(added.status, StatusCode::CREATED, "{}", added.text);
 
     // Preview before scanning says to scan first.
@@ -97,10 +99,16 @@ async fn run_flow(world: &World) {
 
     // Notifications say what happened.
     let notes = app.get("/api/v1/notifications", &token).await;
-    assert!(notes.body["items"].as_array().unwrap().iter().any(|n| n["kind"] == "enforcement_finished"), "{}", notes.text);
+    assert!(
+        notes.body["items"].as_array().unwrap().iter().any(|n| n["kind"] == "enforcement_finished"),
+        "{}",
+        notes.text
+    );
 
     // Roll back, waiting for the real count.
-    let rb = app.post(&format!("/api/v1/enforcement/batches/{batch_id}/rollback"), &token, json!({"wait_seconds": 30})).await;
+    let rb = app
+        .post(&format!("/api/v1/enforcement/batches/{batch_id}/rollback"), &token, json!({"wait_seconds": 30}))
+        .await;
     assert_eq!(rb.status, StatusCode::OK, "{}", rb.text);
     assert_eq!(rb.body["planned"].as_u64().unwrap(), total);
     assert_eq!(rb.body["rolled_back"].as_u64().unwrap(), total, "{}", rb.text);
@@ -137,9 +145,7 @@ async fn run_flow(world: &World) {
 }
 
 fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
-        .collect()
+    s.bytes().map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -121,7 +121,9 @@ async fn a_running_batch_stops_when_its_job_is_cancelled() {
     assert_eq!(job["status"], "cancelled");
     // What did run can still be rolled back.
     if batch["counts"]["confirmed"].as_u64().unwrap() > 0 {
-        let rb = app.post(&format!("/api/v1/enforcement/batches/{batch_id}/rollback"), &token, json!({"wait_seconds": 30})).await;
+        let rb = app
+            .post(&format!("/api/v1/enforcement/batches/{batch_id}/rollback"), &token, json!({"wait_seconds": 30}))
+            .await;
         assert_eq!(rb.body["rolled_back"], batch["counts"]["confirmed"], "{}", rb.text);
     }
     world.stop().await;
@@ -134,8 +136,15 @@ async fn scheduled_reenforcement_removes_what_was_liked_again() {
     let (token, user) = app.register("schedule@example.org").await;
     world.connect_spotify(&token).await;
     let (name, artist_id, liked) = top_artist(&world.emulator.library("listener"));
-    app.post("/api/v1/dnp", &token, json!({"artist": {"name": name, "provider_ids": {"spotify": [artist_id.clone()]}}})).await;
-    let s = app.call("PUT", "/api/v1/settings", Some(&token), Some(json!({"policy": {}, "reenforce_every_hours": 6}))).await;
+    app.post(
+        "/api/v1/dnp",
+        &token,
+        json!({"artist": {"name": name, "provider_ids": {"spotify": [artist_id.clone()]}}}),
+    )
+    .await;
+    let s = app
+        .call("PUT", "/api/v1/settings", Some(&token), Some(json!({"policy": {}, "reenforce_every_hours": 6})))
+        .await;
     assert_eq!(s.status, StatusCode::OK, "{}", s.text);
     assert!(s.body["next_reenforce_at"].is_string());
     // Make it due now.

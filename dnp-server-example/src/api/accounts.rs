@@ -121,7 +121,10 @@ pub(crate) async fn create_user(
     match result {
         Ok(_) => {}
         Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-            return Err(ApiError::conflict("email_taken", "an account with this email address exists; sign in instead"));
+            return Err(ApiError::conflict(
+                "email_taken",
+                "an account with this email address exists; sign in instead",
+            ));
         }
         Err(e) => return Err(e.into()),
     }
@@ -268,14 +271,21 @@ fn check_totp(state: &AppState, user: &UserRow, code: &str) -> Result<(), ApiErr
         .totp_secret_sealed
         .as_deref()
         .and_then(|s| state.0.sealer.open(s, &format!("totp:{}", user.id)))
-        .ok_or_else(|| ApiError::internal("the TOTP secret does not open: was SESSION_SECRET changed without SESSION_SECRET_PREVIOUS?"))?;
+        .ok_or_else(|| {
+            ApiError::internal(
+                "the TOTP secret does not open: was SESSION_SECRET changed without SESSION_SECRET_PREVIOUS?",
+            )
+        })?;
     let raw = base64::engine::general_purpose::STANDARD
         .decode(secret.expose_secret())
         .map_err(|_| ApiError::internal("stored TOTP secret is not base64"))?;
     let totp = auth::totp(&raw, &user.email)?;
     let code = code.trim();
     if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) || totp.check_current(code).is_none() {
-        return Err(ApiError::unauthorized("invalid_totp", "the code is wrong or expired; use the current code from your app"));
+        return Err(ApiError::unauthorized(
+            "invalid_totp",
+            "the code is wrong or expired; use the current code from your app",
+        ));
     }
     Ok(())
 }
@@ -290,7 +300,9 @@ pub struct RefreshRequest {
 
 impl std::fmt::Debug for RefreshRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RefreshRequest").field("refresh_token", &self.refresh_token.as_ref().map(|_| "[redacted]")).finish()
+        f.debug_struct("RefreshRequest")
+            .field("refresh_token", &self.refresh_token.as_ref().map(|_| "[redacted]"))
+            .finish()
     }
 }
 
@@ -348,10 +360,8 @@ async fn mfa_setup(State(state): State<AppState>, user: AuthUser) -> ApiResult<J
     }
     let raw = random_bytes(20);
     let totp = auth::totp(&raw, &row.email)?;
-    let sealed = state
-        .0
-        .sealer
-        .seal(&base64::engine::general_purpose::STANDARD.encode(&raw), &format!("totp:{}", row.id));
+    let sealed =
+        state.0.sealer.seal(&base64::engine::general_purpose::STANDARD.encode(&raw), &format!("totp:{}", row.id));
     with_pool!(state.db(), pool => {
         sqlx::query("UPDATE users SET totp_secret_sealed = $1, updated_at = $2 WHERE id = $3 AND totp_enabled = FALSE")
             .bind(&sealed)

@@ -75,7 +75,9 @@ pub struct ConnectionList {
 /// whose access token is expired or expires within 10 minutes is `expiring_soon`.
 pub(crate) fn effective_status(c: &Connection) -> ConnectionStatus {
     match (c.status, c.expires_at) {
-        (ConnectionStatus::Active, Some(at)) if at <= Utc::now() + Duration::minutes(10) => ConnectionStatus::ExpiringSoon,
+        (ConnectionStatus::Active, Some(at)) if at <= Utc::now() + Duration::minutes(10) => {
+            ConnectionStatus::ExpiringSoon
+        }
         (s, _) => s,
     }
 }
@@ -231,13 +233,17 @@ async fn callback(
     let entry = state.providers().get(&provider)?;
     if let Some(error) = q.error {
         let error: String = error.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(64).collect();
-        return Err(ApiError::bad_request("authorization_denied", format!("{} did not grant access: {error}", entry.display_name)));
+        return Err(ApiError::bad_request(
+            "authorization_denied",
+            format!("{} did not grant access: {error}", entry.display_name),
+        ));
     }
     let (Some(code), Some(raw_state)) = (q.code, q.state) else {
         return Err(ApiError::bad_request("invalid_callback", "the callback needs code and state"));
     };
-    let invalid_state =
-        || ApiError::bad_request("invalid_state", "this authorization request is unknown, used or expired; start again");
+    let invalid_state = || {
+        ApiError::bad_request("invalid_state", "this authorization request is unknown, used or expired; start again")
+    };
     let (hash, row) = take_state(&state, &raw_state).await?.ok_or_else(invalid_state)?;
     let owner = row.user_id.as_deref().and_then(|u| UserId::from_str(u).ok());
     if row.purpose != "connect"
@@ -274,7 +280,11 @@ async fn callback(
 #[utoipa::path(delete, path = "/connections/{provider}", tag = "connections",
     params(("provider" = String, Path, description = "The provider id")),
     responses((status = 204), (status = 404, body = ErrorBody)))]
-async fn disconnect(State(state): State<AppState>, user: AuthUser, ApiPath(provider): ApiPath<String>) -> ApiResult<StatusCode> {
+async fn disconnect(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(provider): ApiPath<String>,
+) -> ApiResult<StatusCode> {
     let entry = state.providers().get(&provider)?;
     let connection = state
         .tokens()
@@ -284,7 +294,9 @@ async fn disconnect(State(state): State<AppState>, user: AuthUser, ApiPath(provi
     match state.tokens().tokens(connection.id).await {
         Ok(tokens) => match entry.auth.revoke(&tokens).await {
             Ok(()) | Err(ProviderError::Unsupported { .. }) => {}
-            Err(e) => tracing::warn!(provider = %provider, error = %e, "revocation at the provider failed; deleting the tokens anyway"),
+            Err(e) => {
+                tracing::warn!(provider = %provider, error = %e, "revocation at the provider failed; deleting the tokens anyway")
+            }
         },
         Err(e) => tracing::warn!(provider = %provider, error = %e, "tokens unreadable; deleting them"),
     }

@@ -170,9 +170,12 @@ async fn list_entries(
         .fetch_all(pool)
         .await?
     });
-    let page = super::page::paginate(rows, limit, |r| (r.added_at, r.id.clone()), |r| {
-        Ok(EntryView(serde_json::from_str(&r.entry_json)?))
-    })?;
+    let page = super::page::paginate(
+        rows,
+        limit,
+        |r| (r.added_at, r.id.clone()),
+        |r| Ok(EntryView(serde_json::from_str(&r.entry_json)?)),
+    )?;
     Ok(Json(page))
 }
 
@@ -208,7 +211,11 @@ async fn add_entry(
 /// Removes an entry.
 #[utoipa::path(delete, path = "/dnp/{id}", tag = "dnp", params(("id" = String, Path, description = "The entry id")),
     responses((status = 204), (status = 404, body = ErrorBody)))]
-async fn delete_entry(State(state): State<AppState>, user: AuthUser, ApiPath(id): ApiPath<String>) -> ApiResult<StatusCode> {
+async fn delete_entry(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<StatusCode> {
     let id = EntryId::from_str(&id)?;
     let n = with_pool!(state.db(), pool => {
         sqlx::query("DELETE FROM dnp_entries WHERE id = $1 AND user_id = $2")
@@ -241,9 +248,15 @@ pub struct ImportReport {
 #[utoipa::path(post, path = "/dnp/import", tag = "dnp",
     request_body(content = Object, description = "A DNP list as JSON, or CSV with Content-Type text/csv"),
     responses((status = 200, body = ImportReport), (status = 400, body = ErrorBody), (status = 415, body = ErrorBody)))]
-async fn import(State(state): State<AppState>, user: AuthUser, headers: HeaderMap, body: Bytes) -> ApiResult<Json<ImportReport>> {
+async fn import(
+    State(state): State<AppState>,
+    user: AuthUser,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<ImportReport>> {
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let text = std::str::from_utf8(&body).map_err(|_| ApiError::bad_request("invalid_encoding", "the body must be UTF-8"))?;
+    let text =
+        std::str::from_utf8(&body).map_err(|_| ApiError::bad_request("invalid_encoding", "the body must be UTF-8"))?;
     let list = if content_type.starts_with("application/json") {
         dnp_core::json::dnp_list_from_json(text)?
     } else if content_type.starts_with("text/csv") {
@@ -287,16 +300,26 @@ pub struct ExportQuery {
 /// Exports the whole list as JSON (dnp-core's form) or CSV.
 #[utoipa::path(get, path = "/dnp/export", tag = "dnp", params(ExportQuery),
     responses((status = 200, description = "The list as JSON or CSV"), (status = 400, body = ErrorBody)))]
-async fn export(State(state): State<AppState>, user: AuthUser, ApiQuery(q): ApiQuery<ExportQuery>) -> ApiResult<Response> {
+async fn export(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiQuery(q): ApiQuery<ExportQuery>,
+) -> ApiResult<Response> {
     let list = load_list(&state, user.user_id).await?;
     match q.format.as_deref().unwrap_or("json") {
         "json" => Ok((
-            [(header::CONTENT_TYPE, "application/json"), (header::CONTENT_DISPOSITION, "attachment; filename=\"dnp-list.json\"")],
+            [
+                (header::CONTENT_TYPE, "application/json"),
+                (header::CONTENT_DISPOSITION, "attachment; filename=\"dnp-list.json\""),
+            ],
             serde_json::to_string_pretty(&list)?,
         )
             .into_response()),
         "csv" => Ok((
-            [(header::CONTENT_TYPE, "text/csv; charset=utf-8"), (header::CONTENT_DISPOSITION, "attachment; filename=\"dnp-list.csv\"")],
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+                (header::CONTENT_DISPOSITION, "attachment; filename=\"dnp-list.csv\""),
+            ],
             list_to_csv(&list),
         )
             .into_response()),
@@ -321,12 +344,8 @@ pub(crate) fn list_to_csv(list: &DnpList) -> String {
     let mut out = CSV_HEADER.join(",");
     out.push_str("\r\n");
     for e in &list.entries {
-        let ids: Vec<String> = e
-            .artist
-            .provider_ids
-            .iter()
-            .flat_map(|(p, ids)| ids.iter().map(move |id| format!("{p}:{id}")))
-            .collect();
+        let ids: Vec<String> =
+            e.artist.provider_ids.iter().flat_map(|(p, ids)| ids.iter().map(move |id| format!("{p}:{id}"))).collect();
         let fields = [
             e.artist.name.clone(),
             e.artist.aliases.join("|"),
@@ -402,11 +421,13 @@ pub(crate) fn csv_to_list(text: &str) -> Result<DnpList, ApiError> {
     let col = |name: &str| header.iter().position(|h| h.trim().eq_ignore_ascii_case(name));
     let name_col = col("name").ok_or_else(|| ApiError::bad_request("invalid_csv", "the header needs a name column"))?;
     let cols: BTreeMap<&str, Option<usize>> = CSV_HEADER.iter().map(|h| (*h, col(h))).collect();
-    let split = |v: &str| -> Vec<String> { v.split('|').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect() };
+    let split =
+        |v: &str| -> Vec<String> { v.split('|').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect() };
     let mut entries = Vec::new();
     for (i, rec) in records.enumerate() {
         let line = i + 2;
-        let get = |name: &str| cols.get(name).copied().flatten().and_then(|c| rec.get(c)).map(|s| s.trim()).unwrap_or("");
+        let get =
+            |name: &str| cols.get(name).copied().flatten().and_then(|c| rec.get(c)).map(|s| s.trim()).unwrap_or("");
         let name = rec.get(name_col).map(|s| s.trim()).unwrap_or("");
         if name.is_empty() {
             return Err(ApiError::bad_request("invalid_csv", format!("line {line}: the name is empty")));
@@ -426,7 +447,9 @@ pub(crate) fn csv_to_list(text: &str) -> Result<DnpList, ApiError> {
         let added_at = match get("added_at") {
             "" => Utc::now(),
             s => DateTime::parse_from_rfc3339(s)
-                .map_err(|_| ApiError::bad_request("invalid_csv", format!("line {line}: added_at {s:?} is not RFC 3339")))?
+                .map_err(|_| {
+                    ApiError::bad_request("invalid_csv", format!("line {line}: added_at {s:?} is not RFC 3339"))
+                })?
                 .with_timezone(&Utc),
         };
         entries.push(DnpEntry {
@@ -516,7 +539,11 @@ async fn search_artists(
     for (provider, result) in futures::future::join_all(searches).await {
         match result {
             Ok(found) => candidates.extend(found),
-            Err(e) => errors.push(SearchFailure { provider: provider.to_string(), code: e.code().to_owned(), message: e.to_string() }),
+            Err(e) => errors.push(SearchFailure {
+                provider: provider.to_string(),
+                code: e.code().to_owned(),
+                message: e.to_string(),
+            }),
         }
     }
     candidates.sort_by(|a, b| b.confidence.total_cmp(&a.confidence).then_with(|| a.name.cmp(&b.name)));

@@ -13,8 +13,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use dnp_core::{
-    ActionLog, BatchId, BlockedSet, ConnectionStatus, EnforcementPolicy, NewJob, Plan, ProviderId,
-    confirmed_actions,
+    ActionLog, BatchId, BlockedSet, ConnectionStatus, EnforcementPolicy, NewJob, Plan, ProviderId, confirmed_actions,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -115,7 +114,11 @@ fn totals(plans: &[ProviderPlan]) -> PlanTotals {
 /// Plans enforcement from each provider's latest scan: a dry run, stored for execution.
 #[utoipa::path(post, path = "/enforcement/plans", tag = "enforcement", request_body = PlanRequest,
     responses((status = 201, body = PlanView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-async fn create_plan(State(state): State<AppState>, user: AuthUser, body: axum::body::Bytes) -> ApiResult<(StatusCode, Json<PlanView>)> {
+async fn create_plan(
+    State(state): State<AppState>,
+    user: AuthUser,
+    body: axum::body::Bytes,
+) -> ApiResult<(StatusCode, Json<PlanView>)> {
     let req: PlanRequest = super::optional_json(&body)?;
     let policy = match req.policy {
         Some(p) => p,
@@ -133,7 +136,11 @@ async fn create_plan(State(state): State<AppState>, user: AuthUser, body: axum::
             }
             ids
         }
-        None => connections.iter().map(|c| c.provider.clone()).filter(|p| state.providers().get(p.as_str()).is_ok()).collect(),
+        None => connections
+            .iter()
+            .map(|c| c.provider.clone())
+            .filter(|p| state.providers().get(p.as_str()).is_ok())
+            .collect(),
     };
     if wanted.is_empty() {
         return Err(ApiError::conflict("not_connected", "connect a music service and scan it first"));
@@ -156,7 +163,10 @@ async fn create_plan(State(state): State<AppState>, user: AuthUser, body: axum::
                 skipped.push(SkippedProvider {
                     provider: provider.to_string(),
                     reason: "needs_reauth".into(),
-                    message: format!("the {} connection needs to be authorized again: connect it again", entry.display_name),
+                    message: format!(
+                        "the {} connection needs to be authorized again: connect it again",
+                        entry.display_name
+                    ),
                 });
                 continue;
             }
@@ -211,7 +221,11 @@ async fn load_plan(state: &AppState, user: &AuthUser, id: &str) -> Result<PlanVi
 /// A stored plan.
 #[utoipa::path(get, path = "/enforcement/plans/{id}", tag = "enforcement", params(("id" = String, Path, description = "The plan id")),
     responses((status = 200, body = PlanView), (status = 404, body = ErrorBody)))]
-async fn get_plan(State(state): State<AppState>, user: AuthUser, ApiPath(id): ApiPath<String>) -> ApiResult<Json<PlanView>> {
+async fn get_plan(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<PlanView>> {
     Ok(Json(load_plan(&state, &user, &id).await?))
 }
 
@@ -286,7 +300,12 @@ pub struct BatchesStarted {
 }
 
 /// Enqueues a batch row's job and records the job id.
-async fn enqueue_batch(state: &AppState, batch_id: BatchId, user: dnp_core::UserId, request_id: Option<String>) -> Result<(), ApiError> {
+async fn enqueue_batch(
+    state: &AppState,
+    batch_id: BatchId,
+    user: dnp_core::UserId,
+    request_id: Option<String>,
+) -> Result<(), ApiError> {
     let payload = BatchPayload { batch_id: batch_id.to_string(), request_id };
     let job = state
         .queue()
@@ -332,7 +351,8 @@ async fn create_batches(
             continue;
         }
         let existing = {
-            let sql = format!("SELECT {BATCH_COLUMNS} FROM batches WHERE plan_id = $1 AND provider = $2 AND user_id = $3");
+            let sql =
+                format!("SELECT {BATCH_COLUMNS} FROM batches WHERE plan_id = $1 AND provider = $2 AND user_id = $3");
             let row: Option<BatchRow> = with_pool!(state.db(), pool => {
                 sqlx::query_as(sqlx::AssertSqlSafe(sql))
                     .bind(&plan.id)
@@ -378,7 +398,9 @@ async fn create_batches(
         let batch_id = BatchId::new_random();
         store::insert_batch(state.db(), batch_id, user.user_id, "enforcement", Some(&plan.id), None, &pp.plan).await?;
         enqueue_batch(&state, batch_id, user.user_id, request_id.as_ref().map(|r| r.0.0.clone())).await?;
-        let row = store::get_batch(state.db(), &batch_id.to_string()).await?.ok_or_else(|| ApiError::internal("batch vanished"))?;
+        let row = store::get_batch(state.db(), &batch_id.to_string())
+            .await?
+            .ok_or_else(|| ApiError::internal("batch vanished"))?;
         batches.push(summarize(&state, row).await?);
     }
     state.invalidate_summary(user.user_id);
@@ -388,7 +410,11 @@ async fn create_batches(
 /// The user's batches, newest first.
 #[utoipa::path(get, path = "/enforcement/batches", tag = "enforcement", params(PageQuery),
     responses((status = 200, body = Page<BatchSummary>)))]
-async fn list_batches(State(state): State<AppState>, user: AuthUser, ApiQuery(q): ApiQuery<PageQuery>) -> ApiResult<Json<Page<BatchSummary>>> {
+async fn list_batches(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> ApiResult<Json<Page<BatchSummary>>> {
     let limit = q.limit()?;
     let cursor = q.cursor()?;
     let has_cursor = cursor.is_some();
@@ -466,8 +492,20 @@ pub struct BatchDetail {
     pub items: Vec<BatchItem>,
 }
 
+#[derive(sqlx::FromRow)]
+struct ItemRow {
+    action_id: i64,
+    kind: String,
+    label: String,
+    state: String,
+    action_json: String,
+    before_json: String,
+    failure_json: Option<String>,
+    note: Option<String>,
+}
+
 async fn detail(state: &AppState, row: BatchRow) -> Result<BatchDetail, ApiError> {
-    let rows: Vec<(i64, String, String, String, String, String, Option<String>, Option<String>)> = with_pool!(state.db(), pool => {
+    let rows: Vec<ItemRow> = with_pool!(state.db(), pool => {
         sqlx::query_as(
             "SELECT action_id, kind, label, state, action_json, before_json, failure_json, note FROM batch_items \
              WHERE batch_id = $1 ORDER BY action_id",
@@ -483,7 +521,17 @@ async fn detail(state: &AppState, row: BatchRow) -> Result<BatchDetail, ApiError
             .await?
     });
     let mut items = Vec::with_capacity(rows.len());
-    for (action_id, kind, label, item_state, action, before, failure, note) in rows {
+    for ItemRow {
+        action_id,
+        kind,
+        label,
+        state: item_state,
+        action_json: action,
+        before_json: before,
+        failure_json: failure,
+        note,
+    } in rows
+    {
         let action: dnp_core::Action = serde_json::from_str(&action)?;
         let before: serde_json::Value = serde_json::from_str(&before)?;
         let parsed_kind = action.kind;
@@ -509,7 +557,11 @@ async fn detail(state: &AppState, row: BatchRow) -> Result<BatchDetail, ApiError
 /// A batch: status, counts, and every item with its before and after state.
 #[utoipa::path(get, path = "/enforcement/batches/{id}", tag = "enforcement", params(("id" = String, Path, description = "The batch id")),
     responses((status = 200, body = BatchDetail), (status = 404, body = ErrorBody)))]
-async fn get_batch(State(state): State<AppState>, user: AuthUser, ApiPath(id): ApiPath<String>) -> ApiResult<Json<BatchDetail>> {
+async fn get_batch(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<BatchDetail>> {
     let row = owned_batch(&state, &user, &id).await?;
     Ok(Json(detail(&state, row).await?))
 }
@@ -518,7 +570,11 @@ async fn get_batch(State(state): State<AppState>, user: AuthUser, ApiPath(id): A
 /// counts change, then `done` when it ends.
 #[utoipa::path(get, path = "/enforcement/batches/{id}/events", tag = "enforcement", params(("id" = String, Path, description = "The batch id")),
     responses((status = 200, description = "text/event-stream of progress and done events"), (status = 404, body = ErrorBody)))]
-async fn batch_events(State(state): State<AppState>, user: AuthUser, ApiPath(id): ApiPath<String>) -> ApiResult<Response> {
+async fn batch_events(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Response> {
     let row = owned_batch(&state, &user, &id).await?;
     let start = (state, row.id, None::<String>, false);
     let stream = futures::stream::unfold(start, |(state, id, last, finished)| async move {
@@ -603,7 +659,10 @@ async fn rollback(
             .await?
     });
     if let Some((rb, _)) = previous.iter().find(|(_, s)| !matches!(s.as_str(), "failed" | "cancelled" | "skipped")) {
-        return Err(ApiError::conflict("already_rolled_back", format!("this batch is already rolled back by batch {rb}")));
+        return Err(ApiError::conflict(
+            "already_rolled_back",
+            format!("this batch is already rolled back by batch {rb}"),
+        ));
     }
     let provider = ProviderId::from_str(&original.provider)?;
     let entry = state.providers().get(provider.as_str())?;
@@ -615,7 +674,16 @@ async fn rollback(
     let plan = dnp_core::rollback_plan(&provider, original.batch_id()?, &done, &entry.provider.capabilities());
     let planned = plan.actions().count() as u64;
     let batch_id = BatchId::new_random();
-    store::insert_batch(state.db(), batch_id, user.user_id, "rollback", original.plan_id.as_deref(), Some(original.batch_id()?), &plan).await?;
+    store::insert_batch(
+        state.db(),
+        batch_id,
+        user.user_id,
+        "rollback",
+        original.plan_id.as_deref(),
+        Some(original.batch_id()?),
+        &plan,
+    )
+    .await?;
     enqueue_batch(&state, batch_id, user.user_id, request_id.as_ref().map(|r| r.0.0.clone())).await?;
     let wait = Duration::from_secs(req.wait_seconds.unwrap_or(0).min(60));
     let deadline = tokio::time::Instant::now() + wait;

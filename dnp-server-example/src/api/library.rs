@@ -154,7 +154,9 @@ async fn start_scans(
         };
         let job = state
             .queue()
-            .enqueue(NewJob::new(LIBRARY_SCAN, serde_json::to_value(&payload)?).with_owner(user.user_id).with_priority(10))
+            .enqueue(
+                NewJob::new(LIBRARY_SCAN, serde_json::to_value(&payload)?).with_owner(user.user_id).with_priority(10),
+            )
             .await?;
         jobs.push(JobView::from(job));
     }
@@ -183,14 +185,22 @@ async fn library(State(state): State<AppState>, user: AuthUser) -> ApiResult<Jso
     });
     Ok(Json(
         rows.into_iter()
-            .map(|(provider, taken_at, item_count)| SnapshotSummary { provider, taken_at: from_ms(taken_at), item_count })
+            .map(|(provider, taken_at, item_count)| SnapshotSummary {
+                provider,
+                taken_at: from_ms(taken_at),
+                item_count,
+            })
             .collect(),
     ))
 }
 
 /// The user's jobs, newest first.
 #[utoipa::path(get, path = "/jobs", tag = "jobs", params(PageQuery), responses((status = 200, body = Page<JobView>)))]
-async fn list_jobs(State(state): State<AppState>, user: AuthUser, ApiQuery(q): ApiQuery<PageQuery>) -> ApiResult<Json<Page<JobView>>> {
+async fn list_jobs(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> ApiResult<Json<Page<JobView>>> {
     let limit = q.limit()?;
     let before = q.cursor()?.map(|(at, _)| from_ms(at));
     let mut jobs = state.queue().list_by_owner(user.user_id, limit + 1, before).await?;
@@ -212,7 +222,11 @@ pub(crate) async fn owned_job(state: &AppState, user: &AuthUser, id: &str) -> Re
 /// One of the user's jobs, with its progress.
 #[utoipa::path(get, path = "/jobs/{id}", tag = "jobs", params(("id" = String, Path, description = "The job id")),
     responses((status = 200, body = JobView), (status = 404, body = ErrorBody)))]
-async fn get_job(State(state): State<AppState>, user: AuthUser, ApiPath(id): ApiPath<String>) -> ApiResult<Json<JobView>> {
+async fn get_job(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<JobView>> {
     Ok(Json(owned_job(&state, &user, &id).await?.into()))
 }
 
@@ -220,7 +234,11 @@ async fn get_job(State(state): State<AppState>, user: AuthUser, ApiPath(id): Api
 /// safe point.
 #[utoipa::path(post, path = "/jobs/{id}/cancel", tag = "jobs", params(("id" = String, Path, description = "The job id")),
     responses((status = 200, body = JobView), (status = 404, body = ErrorBody)))]
-async fn cancel_job(State(state): State<AppState>, user: AuthUser, ApiPath(id): ApiPath<String>) -> ApiResult<Json<JobView>> {
+async fn cancel_job(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<JobView>> {
     let job = owned_job(&state, &user, &id).await?;
     let job = state.queue().cancel(job.id).await?;
     if job.kind == crate::jobs::ENFORCEMENT
@@ -293,9 +311,14 @@ async fn list_notifications(
         .fetch_all(pool)
         .await?
     });
-    let page = super::page::paginate(rows, limit, |r| (r.4, r.0.clone()), |(id, kind, title, body, created, read)| {
-        Ok(NotificationView { id, kind, title, body, created_at: from_ms(created), read_at: read.map(from_ms) })
-    })?;
+    let page = super::page::paginate(
+        rows,
+        limit,
+        |r| (r.4, r.0.clone()),
+        |(id, kind, title, body, created, read)| {
+            Ok(NotificationView { id, kind, title, body, created_at: from_ms(created), read_at: read.map(from_ms) })
+        },
+    )?;
     Ok(Json(page))
 }
 
@@ -303,7 +326,11 @@ async fn list_notifications(
 #[utoipa::path(post, path = "/notifications/{id}/read", tag = "notifications",
     params(("id" = String, Path, description = "The notification id")),
     responses((status = 204), (status = 404, body = ErrorBody)))]
-async fn read_notification(State(state): State<AppState>, user: AuthUser, ApiPath(id): ApiPath<String>) -> ApiResult<StatusCode> {
+async fn read_notification(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<StatusCode> {
     if uuid::Uuid::parse_str(&id).is_err() {
         return Err(ApiError::bad_request("invalid_id", "the notification id is not a UUID"));
     }

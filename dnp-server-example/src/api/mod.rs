@@ -46,11 +46,15 @@ impl utoipa::Modify for BearerAuth {
 
 /// The `/api/v1` routes and their OpenAPI document.
 pub(crate) fn api_v1() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(accounts::router()).merge(dnp::router()).merge(connections::router())
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(accounts::router())
+        .merge(dnp::router())
+        .merge(connections::router())
         .merge(library::router())
         .merge(enforcement::router())
         .merge(settings::router())
-        .merge(analytics::router()).split_for_parts()
+        .merge(analytics::router())
+        .split_for_parts()
 }
 
 /// The whole HTTP application over `state`.

@@ -71,7 +71,7 @@ pub(crate) fn paginate<R, T: ToSchema>(
 ) -> Result<Page<T>, ApiError> {
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
-    let next_cursor = if more { rows.last().map(|r| key(r)).map(|(k, id)| encode_cursor(k, &id)) } else { None };
+    let next_cursor = if more { rows.last().map(&key).map(|(k, id)| encode_cursor(k, &id)) } else { None };
     let items = rows.into_iter().map(map).collect::<Result<_, _>>()?;
     Ok(Page { items, next_cursor })
 }

@@ -47,7 +47,8 @@ async fn load(state: &AppState, user: UserId) -> Result<Settings, ApiError> {
             .fetch_optional(pool)
             .await?
     });
-    let (policy, hours, next) = row.ok_or_else(|| ApiError::unauthorized("unauthenticated", "the account no longer exists"))?;
+    let (policy, hours, next) =
+        row.ok_or_else(|| ApiError::unauthorized("unauthenticated", "the account no longer exists"))?;
     let policy = match policy {
         Some(p) => serde_json::from_str(&p)?,
         None => EnforcementPolicy::default(),
@@ -68,11 +69,18 @@ async fn get_settings(State(state): State<AppState>, user: AuthUser) -> ApiResul
 /// Replaces the user's settings.
 #[utoipa::path(put, path = "/settings", tag = "settings", request_body = Settings,
     responses((status = 200, body = Settings), (status = 400, body = ErrorBody)))]
-async fn put_settings(State(state): State<AppState>, user: AuthUser, ApiJson(body): ApiJson<Settings>) -> ApiResult<Json<Settings>> {
+async fn put_settings(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiJson(body): ApiJson<Settings>,
+) -> ApiResult<Json<Settings>> {
     if let Some(h) = body.reenforce_every_hours
         && !(1..=MAX_REENFORCE_HOURS).contains(&h)
     {
-        return Err(ApiError::bad_request("invalid_interval", format!("reenforce_every_hours must be 1 to {MAX_REENFORCE_HOURS}")));
+        return Err(ApiError::bad_request(
+            "invalid_interval",
+            format!("reenforce_every_hours must be 1 to {MAX_REENFORCE_HOURS}"),
+        ));
     }
     if !(0.0..=1.0).contains(&body.policy.min_confidence) {
         return Err(ApiError::bad_request("invalid_policy", "min_confidence must be from 0 to 1"));

@@ -132,7 +132,12 @@ impl TestApp {
     /// Registers `email` and returns its access token and user id.
     pub async fn register(&self, email: &str) -> (String, String) {
         let r = self
-            .call("POST", "/api/v1/auth/register", None, Some(serde_json::json!({"email": email, "password": "correct horse battery"})))
+            .call(
+                "POST",
+                "/api/v1/auth/register",
+                None,
+                Some(serde_json::json!({"email": email, "password": "correct horse battery"})),
+            )
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
         (r.body["access_token"].as_str().unwrap().to_owned(), r.body["user"]["id"].as_str().unwrap().to_owned())
