@@ -546,3 +546,57 @@ async fn an_enforcement_stops_when_google_says_the_quota_is_spent() {
     assert_eq!(provider.capabilities().quota.map(|q| q.remaining_today), Some(0));
     assert_eq!(emulator.library(USER).liked_tracks.len(), 25);
 }
+
+/// A plan made without playlist item ids (an imported snapshot): the entry is found by
+/// video and position; an ambiguous one is a conflict, never a guess.
+#[tokio::test]
+async fn playlist_removals_without_item_ids_resolve_by_position() {
+    let f = fixture();
+    let provider = YouTubeMusicProvider::new(config(&f.emulator, 10_000)).unwrap();
+    let token = StaticToken::new(youtube(), SecretString::from(f.token.clone()));
+    let before = f.emulator.library(USER);
+    let (playlist, video, positions) = before
+        .playlists
+        .iter()
+        .find_map(|p| {
+            p.items.iter().find_map(|i| {
+                let at: Vec<u32> = p.items.iter().filter(|j| j.track.id == i.track.id).map(|j| j.position).collect();
+                (at.len() >= 2).then(|| (p.clone(), i.track.id.clone(), at))
+            })
+        })
+        .expect("the generated library has a video twice in a playlist");
+    let remove = |position: u32| dnp_core::Action {
+        kind: ActionKind::RemovePlaylistItem,
+        target: dnp_core::Target::PlaylistItem {
+            playlist_id: playlist.id.clone(),
+            playlist_version: playlist.version.clone(),
+            track_id: video.clone(),
+            position,
+            item_id: None,
+            added_at: None,
+        },
+        ..unlike_action(0, &video)
+    };
+    let batch = |position: u32| dnp_core::Batch {
+        kind: ActionKind::RemovePlaylistItem,
+        playlist_id: Some(playlist.id.clone()),
+        actions: vec![remove(position)],
+        quota_units: 50,
+        day: 0,
+    };
+    // Not at any of its positions: a conflict, nothing removed.
+    let wrong = (0..).find(|p| !positions.contains(p)).unwrap();
+    let outcomes = provider.apply(&token, &batch(wrong)).await.unwrap();
+    assert!(matches!(&outcomes[0].outcome, dnp_core::Outcome::Failed(f) if f.code == "conflict"), "{outcomes:?}");
+    assert_eq!(f.emulator.library(USER), before);
+    // At its second position: that entry goes, the first stays.
+    let outcomes = provider.apply(&token, &batch(positions[1])).await.unwrap();
+    assert!(matches!(outcomes[0].outcome, dnp_core::Outcome::Confirmed { .. }), "{outcomes:?}");
+    let after = f.emulator.library(USER);
+    let items = &after.playlists.iter().find(|p| p.id == playlist.id).unwrap().items;
+    let at: Vec<u32> = items.iter().filter(|i| i.track.id == video).map(|i| i.position).collect();
+    assert_eq!(at[0], positions[0]);
+    assert_eq!(at.len(), positions.len() - 1);
+    let removed_item = playlist.items[positions[1] as usize].item_id.clone();
+    assert!(!items.iter().any(|i| i.item_id == removed_item));
+}

@@ -224,7 +224,7 @@ impl Apply<'_> {
                 }
             }
             match page.next_page_token {
-                Some(next) if !next.is_empty() && page.items.len() as u32 > 0 => token = Some(next),
+                Some(next) if !next.is_empty() && !page.items.is_empty() => token = Some(next),
                 _ => break,
             }
         }

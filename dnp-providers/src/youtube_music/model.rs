@@ -390,6 +390,16 @@ fn split_artist_prefix(title: &str) -> Option<(&str, &str)> {
         .filter(|(artist, song)| !artist.is_empty() && !song.is_empty())
 }
 
+/// Where a feature marker (`feat.`, `ft.`, `featuring`, `(with …)`) starts in `text`, at
+/// a word start or after an opening bracket.
+fn feature_marker_start(text: &str) -> Option<usize> {
+    let lower = text.to_ascii_lowercase();
+    [" feat", " ft.", "(feat", "[feat", "(ft.", "[ft.", "(with ", "[with "]
+        .iter()
+        .filter_map(|marker| lower.find(marker))
+        .min()
+}
+
 /// A video as a [`Track`] (see the [module docs](self) for the credit rules).
 pub fn video_track(
     video_id: &str,
@@ -416,12 +426,9 @@ pub fn video_track(
         song = rest;
         // "A feat. B - Song": the part after the marker names featured artists.
         let featured_in_prefix = featured_in_title(prefix);
-        let primary_part = match prefix.to_ascii_lowercase().find(" feat") {
+        let primary_part = match feature_marker_start(prefix) {
             Some(i) if !featured_in_prefix.is_empty() => prefix[..i].trim(),
-            _ => match prefix.to_ascii_lowercase().find(" ft.") {
-                Some(i) if !featured_in_prefix.is_empty() => prefix[..i].trim(),
-                _ => prefix,
-            },
+            _ => prefix,
         };
         for name in artist_names(primary_part) {
             let id = (normalize_name(&name) == channel_key).then(|| channel_id.to_owned());
@@ -511,6 +518,15 @@ mod tests {
         assert_eq!(
             credits(&prefix_feature),
             [(Some("UCk"), "DJ Khaled", CreditRole::Primary), (None, "Beyoncé", CreditRole::Featured)]
+        );
+        let bracketed = video_track("v7", "DJ Khaled (feat. Beyoncé & JAY-Z) - Top Off", "UCk", "DJ Khaled", None);
+        assert_eq!(
+            credits(&bracketed),
+            [
+                (Some("UCk"), "DJ Khaled", CreditRole::Primary),
+                (None, "Beyoncé", CreditRole::Featured),
+                (None, "JAY-Z", CreditRole::Featured)
+            ]
         );
     }
 
