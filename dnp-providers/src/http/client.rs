@@ -29,6 +29,7 @@ pub struct ApiRequest {
     query: Vec<(String, String)>,
     json: Option<Vec<u8>>,
     headers: Vec<(String, String)>,
+    secret_headers: Vec<(String, SecretString)>,
 }
 
 #[derive(Clone)]
@@ -54,6 +55,7 @@ impl ApiRequest {
             query: Vec::new(),
             json: None,
             headers: Vec::new(),
+            secret_headers: Vec::new(),
         }
     }
 
@@ -73,6 +75,7 @@ impl ApiRequest {
             query: Vec::new(),
             json: None,
             headers: Vec::new(),
+            secret_headers: Vec::new(),
         }
     }
 
@@ -87,6 +90,14 @@ impl ApiRequest {
     /// secret here: headers are not redacted.
     pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
         self.headers.push((name.to_owned(), value.into()));
+        self
+    }
+
+    /// Adds a header whose value is a secret (Apple Music's `Music-User-Token`, sent beside
+    /// the bearer token): kept in a [`SecretString`], marked sensitive on the wire, never
+    /// printed.
+    pub fn secret_header(mut self, name: &str, value: SecretString) -> Self {
+        self.secret_headers.push((name.to_owned(), value));
         self
     }
 
@@ -432,6 +443,7 @@ impl ApiClient {
                     bearer: token.clone(),
                     json: request.json.clone(),
                     headers: request.headers.clone(),
+                    secret_headers: request.secret_headers.clone(),
                 })
                 .await;
             let elapsed = started.elapsed();

@@ -305,6 +305,7 @@ async fn no_token_or_query_string_in_any_error_or_debug_output() {
         bearer: Some(SecretString::from("supersecret".to_owned())),
         json: None,
         headers: vec![],
+        secret_headers: vec![("Music-User-Token".into(), SecretString::from("supersecret".to_owned()))],
     };
     assert_clean(&format!("{request:?}"));
     let ok = Script::new(vec![Ok(status(200, "{}"))]);

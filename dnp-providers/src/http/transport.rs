@@ -26,6 +26,9 @@ pub struct TransportRequest {
     /// Extra headers (`Idempotency-Key`, a JSON:API `Content-Type`). A `Content-Type`
     /// here replaces the default `application/json` of a JSON body.
     pub headers: Vec<(String, String)>,
+    /// Headers whose values are secrets (Apple Music's `Music-User-Token`): sent marked
+    /// sensitive, never printed.
+    pub secret_headers: Vec<(String, SecretString)>,
 }
 
 impl fmt::Debug for TransportRequest {
@@ -136,6 +139,12 @@ impl Transport for ReqwestTransport {
         let custom_type = request.headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("content-type"));
         for (name, value) in &request.headers {
             builder = builder.header(name.as_str(), value.as_str());
+        }
+        for (name, value) in &request.secret_headers {
+            let mut value = reqwest::header::HeaderValue::from_str(value.expose_secret())
+                .map_err(|_| TransportError::Other(format!("the {name} header holds characters HTTP refuses")))?;
+            value.set_sensitive(true);
+            builder = builder.header(name.as_str(), value);
         }
         if let Some(body) = request.json {
             if !custom_type {
