@@ -132,6 +132,9 @@ pub(crate) async fn apply(
     }
 }
 
+/// A playlist action with its target's track id, position, item id and date.
+type PlaylistAction<'a> = (&'a Action, String, u32, Option<String>, Option<DateTime<Utc>>);
+
 /// One item of a collection call: its id, the date to record, its actions.
 struct Item<'a> {
     id: String,
@@ -189,7 +192,11 @@ impl<'a> Ctx<'a> {
                 ),
                 None => outcomes.fail(
                     action,
-                    &invalid(self.provider, endpoint, format!("{} does not apply to this target", action.kind.as_str())),
+                    &invalid(
+                        self.provider,
+                        endpoint,
+                        format!("{} does not apply to this target", action.kind.as_str()),
+                    ),
                 ),
             }
         }
@@ -215,7 +222,11 @@ impl<'a> Ctx<'a> {
                     if !outcomes.applied_any {
                         return Err(err);
                     }
-                    chunks[n..].iter().flat_map(|c| c.iter()).flat_map(|i| &i.actions).for_each(|a| outcomes.fail(a, &err));
+                    chunks[n..]
+                        .iter()
+                        .flat_map(|c| c.iter())
+                        .flat_map(|i| &i.actions)
+                        .for_each(|a| outcomes.fail(a, &err));
                     return Ok(outcomes.finish(self.batch));
                 }
                 Err(err) if chunk.len() > 1 => {
@@ -223,7 +234,12 @@ impl<'a> Ctx<'a> {
                     for item in chunk.iter() {
                         let result = self
                             .client
-                            .collection_remove(self.auth, collection, std::slice::from_ref(&item.id), &Self::action_ids(std::slice::from_ref(item)))
+                            .collection_remove(
+                                self.auth,
+                                collection,
+                                std::slice::from_ref(&item.id),
+                                &Self::action_ids(std::slice::from_ref(item)),
+                            )
                             .await;
                         match result {
                             Ok(()) => {
@@ -289,14 +305,21 @@ impl<'a> Ctx<'a> {
                     if !outcomes.applied_any {
                         return Err(err);
                     }
-                    chunks[n..].iter().flat_map(|c| c.iter()).flat_map(|i| &i.actions).for_each(|a| outcomes.fail(a, &err));
+                    chunks[n..]
+                        .iter()
+                        .flat_map(|c| c.iter())
+                        .flat_map(|i| &i.actions)
+                        .for_each(|a| outcomes.fail(a, &err));
                     return Ok(outcomes.finish(self.batch));
                 }
                 Err(err) if chunk.len() > 1 => {
                     tracing::info!(error = err.code(), items = chunk.len(), "add refused; retrying item by item");
                     for item in chunk.iter() {
                         let one = std::slice::from_ref(item);
-                        match self.client.collection_add(self.auth, collection, &payload(one), &Self::action_ids(one)).await
+                        match self
+                            .client
+                            .collection_add(self.auth, collection, &payload(one), &Self::action_ids(one))
+                            .await
                         {
                             Ok(answer) => {
                                 outcomes.applied_any = true;
@@ -366,13 +389,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// The batch's playlist actions that fit, with (track id, position, item id, added at).
-    #[allow(clippy::type_complexity)]
-    fn playlist_actions(
-        &self,
-        endpoint: &str,
-        playlist_id: &str,
-        outcomes: &mut Outcomes,
-    ) -> Vec<(&'a Action, String, u32, Option<String>, Option<DateTime<Utc>>)> {
+    fn playlist_actions(&self, endpoint: &str, playlist_id: &str, outcomes: &mut Outcomes) -> Vec<PlaylistAction<'a>> {
         let mut found = Vec::new();
         for action in &self.batch.actions {
             match &action.target {
@@ -388,12 +405,15 @@ impl<'a> Ctx<'a> {
                         found.push((action, track_id.clone(), *position, item_id.clone(), *added_at));
                     }
                 }
-                Target::PlaylistItem { .. } if action.kind == self.batch.kind => {
-                    outcomes.fail(action, &invalid(self.provider, endpoint, "the action belongs to another playlist".into()))
-                }
+                Target::PlaylistItem { .. } if action.kind == self.batch.kind => outcomes
+                    .fail(action, &invalid(self.provider, endpoint, "the action belongs to another playlist".into())),
                 _ => outcomes.fail(
                     action,
-                    &invalid(self.provider, endpoint, format!("{} does not apply to this target", action.kind.as_str())),
+                    &invalid(
+                        self.provider,
+                        endpoint,
+                        format!("{} does not apply to this target", action.kind.as_str()),
+                    ),
                 ),
             }
         }
@@ -404,7 +424,8 @@ impl<'a> Ctx<'a> {
         let endpoint = endpoints::PLAYLIST_ITEMS_REMOVE;
         let mut outcomes = Outcomes::new();
         let Some(playlist_id) = self.playlist_id().filter(|p| is_tidal_id(p)) else {
-            outcomes.fail_unset(self.batch, &invalid(self.provider, endpoint, "the batch names no valid playlist".into()));
+            outcomes
+                .fail_unset(self.batch, &invalid(self.provider, endpoint, "the batch names no valid playlist".into()));
             return Ok(outcomes.finish(self.batch));
         };
         let actions = self.playlist_actions(endpoint, &playlist_id, &mut outcomes);
@@ -426,7 +447,8 @@ impl<'a> Ctx<'a> {
                     .get(*position as usize)
                     .filter(|(item, kind, id)| kind == "tracks" && id == track && !claimed.contains(item.as_str()));
                 let chosen = at_position.or_else(|| {
-                    now.iter().find(|(item, kind, id)| kind == "tracks" && id == track && !claimed.contains(item.as_str()))
+                    now.iter()
+                        .find(|(item, kind, id)| kind == "tracks" && id == track && !claimed.contains(item.as_str()))
                 });
                 match chosen {
                     Some((item, _, _)) => {
@@ -489,7 +511,8 @@ impl<'a> Ctx<'a> {
         let endpoint = endpoints::PLAYLIST_ITEMS_ADD;
         let mut outcomes = Outcomes::new();
         let Some(playlist_id) = self.playlist_id().filter(|p| is_tidal_id(p)) else {
-            outcomes.fail_unset(self.batch, &invalid(self.provider, endpoint, "the batch names no valid playlist".into()));
+            outcomes
+                .fail_unset(self.batch, &invalid(self.provider, endpoint, "the batch names no valid playlist".into()));
             return Ok(outcomes.finish(self.batch));
         };
         let mut items = self.playlist_actions(endpoint, &playlist_id, &mut outcomes);
@@ -510,7 +533,7 @@ impl<'a> Ctx<'a> {
             stale: false,
         };
         // Runs of consecutive positions, at most MUTATION_BATCH each.
-        type Run<'r> = Vec<(&'r Action, String, u32, Option<String>, Option<DateTime<Utc>>)>;
+        type Run<'r> = Vec<PlaylistAction<'r>>;
         let mut runs: Vec<Run<'a>> = Vec::new();
         for item in items {
             match runs.last_mut() {
@@ -529,7 +552,9 @@ impl<'a> Ctx<'a> {
             if current.stale {
                 // An answer did not list its new entries: read the playlist again.
                 match self.entries(&playlist_id).await {
-                    Ok(entries) => current = Entries { ids: entries.into_iter().map(|(i, _, _)| i).collect(), stale: false },
+                    Ok(entries) => {
+                        current = Entries { ids: entries.into_iter().map(|(i, _, _)| i).collect(), stale: false }
+                    }
                     Err(err) => {
                         let err = self.playlist_failure(&playlist_id, err);
                         run.iter().for_each(|(a, ..)| outcomes.fail(a, &err));
@@ -573,7 +598,7 @@ impl<'a> Ctx<'a> {
     async fn insert_run(
         &self,
         playlist_id: &str,
-        run: &[(&Action, String, u32, Option<String>, Option<DateTime<Utc>>)],
+        run: &[PlaylistAction<'_>],
         current: &mut Entries,
         outcomes: &mut Outcomes,
     ) -> Result<(), ProviderError> {

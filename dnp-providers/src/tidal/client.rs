@@ -162,7 +162,9 @@ pub const PLAYLIST_ITEMS_INCLUDE: &str = "items.artists,items.albums.artists";
 /// characters of letters, digits and `-_.:`. Anything else is refused before it reaches a
 /// URL or a payload.
 pub fn is_tidal_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+    !id.is_empty()
+        && id.len() <= 128
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
 /// An RFC 3339 timestamp in UTC with milliseconds, as TIDAL writes them.
@@ -260,7 +262,8 @@ impl TidalClient {
 
     /// `GET /users/me`: the current user's id.
     pub async fn me(&self, auth: &AuthSession<'_>) -> Result<String, ProviderError> {
-        let doc: SingleDocument<UserResource> = self.api.json(Some(auth), &Self::get(endpoints::ME, "/users/me")).await?;
+        let doc: SingleDocument<UserResource> =
+            self.api.json(Some(auth), &Self::get(endpoints::ME, "/users/me")).await?;
         Ok(doc.data.id)
     }
 
@@ -272,7 +275,8 @@ impl TidalClient {
         collection: Collection,
         cursor: Option<&str>,
     ) -> Result<RelationshipDocument, ProviderError> {
-        let mut request = Self::get(collection.list_endpoint(), collection.path()).query("include", collection.include());
+        let mut request =
+            Self::get(collection.list_endpoint(), collection.path()).query("include", collection.include());
         if collection == Collection::Playlists {
             // Every playlist, also those the user keeps in folders.
             request = request.query("collectionView", "FLAT");
@@ -293,8 +297,7 @@ impl TidalClient {
         with_tracks: bool,
     ) -> Result<RelationshipDocument, ProviderError> {
         self.check_id(endpoints::PLAYLIST_ITEMS, playlist_id)?;
-        let mut request =
-            Self::get(endpoints::PLAYLIST_ITEMS, format!("/playlists/{playlist_id}/relationships/items"));
+        let mut request = Self::get(endpoints::PLAYLIST_ITEMS, format!("/playlists/{playlist_id}/relationships/items"));
         if with_tracks {
             request = request.query("include", PLAYLIST_ITEMS_INCLUDE);
         }
@@ -362,7 +365,11 @@ impl TidalClient {
                 {
                     let wait = self.api.config().backoff_base.max(Duration::from_millis(50)) * 2u32.pow(waited);
                     waited += 1;
-                    tracing::info!(endpoint, wait_ms = wait.as_millis() as u64, "idempotent request in progress; waiting");
+                    tracing::info!(
+                        endpoint,
+                        wait_ms = wait.as_millis() as u64,
+                        "idempotent request in progress; waiting"
+                    );
                     tokio::time::sleep(wait).await;
                 }
                 Err(ProviderError::Conflict { provider, what }) if what.contains("IDEMPOTENT_REQUEST_IN_PROGRESS") => {

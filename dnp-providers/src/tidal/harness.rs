@@ -53,7 +53,10 @@ pub struct TidalHarness {
 
 impl fmt::Debug for TidalHarness {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TidalHarness").field("emulator", &self.emulator).field("user", &self.user).finish_non_exhaustive()
+        f.debug_struct("TidalHarness")
+            .field("emulator", &self.emulator)
+            .field("user", &self.user)
+            .finish_non_exhaustive()
     }
 }
 

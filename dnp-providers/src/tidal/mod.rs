@@ -155,7 +155,11 @@ impl Provider for TidalProvider {
         capabilities()
     }
 
-    async fn scan(&self, auth: &dyn TokenSource, progress: &dyn ProgressSink) -> Result<LibrarySnapshot, ProviderError> {
+    async fn scan(
+        &self,
+        auth: &dyn TokenSource,
+        progress: &dyn ProgressSink,
+    ) -> Result<LibrarySnapshot, ProviderError> {
         let session = AuthSession::new(auth);
         scan::scan(&self.id, &self.client, &session, progress).await
     }

@@ -137,10 +137,7 @@ pub struct ExternalLinkMeta {
 
 /// The `TIDAL_SHARING` link among `links`, the one that opens the item in TIDAL.
 pub fn sharing_link(links: &[ExternalLink]) -> Option<String> {
-    links
-        .iter()
-        .find(|l| l.meta.as_ref().is_some_and(|m| m.kind == "TIDAL_SHARING"))
-        .map(|l| l.href.clone())
+    links.iter().find(|l| l.meta.as_ref().is_some_and(|m| m.kind == "TIDAL_SHARING")).map(|l| l.href.clone())
 }
 
 /// `Tracks_Attributes` (the members dnp reads).
@@ -600,11 +597,8 @@ pub fn parse_duration_ms(text: &str) -> Option<u32> {
 pub fn format_duration(ms: u32) -> String {
     let (h, m) = (ms / 3_600_000, (ms / 60_000) % 60);
     let (s, frac) = ((ms / 1000) % 60, ms % 1000);
-    let seconds = if frac == 0 {
-        format!("{s}S")
-    } else {
-        format!("{s}.{}S", format!("{frac:03}").trim_end_matches('0'))
-    };
+    let seconds =
+        if frac == 0 { format!("{s}S") } else { format!("{s}.{}S", format!("{frac:03}").trim_end_matches('0')) };
     match (h, m) {
         (0, 0) => format!("PT{seconds}"),
         (0, m) => format!("PT{m}M{seconds}"),
@@ -669,7 +663,8 @@ mod tests {
 
     #[test]
     fn the_cursor_comes_from_next_when_meta_is_absent() {
-        let links = Links { next: Some("/playlists/x/relationships/items?page[cursor]=a%2Bb".into()), ..Links::default() };
+        let links =
+            Links { next: Some("/playlists/x/relationships/items?page[cursor]=a%2Bb".into()), ..Links::default() };
         assert_eq!(links.next_cursor().unwrap().as_deref(), Some("a+b"));
         assert_eq!(Links::default().next_cursor().unwrap(), None);
         let broken = Links { next: Some("/playlists/x/relationships/items".into()), ..Links::default() };

@@ -131,7 +131,11 @@ impl Scan<'_> {
         }
     }
 
-    async fn collection(&self, section: &str, collection: Collection) -> Result<Vec<RelationshipDocument>, ProviderError> {
+    async fn collection(
+        &self,
+        section: &str,
+        collection: Collection,
+    ) -> Result<Vec<RelationshipDocument>, ProviderError> {
         self.pages(section, collection.list_endpoint(), |cursor| async move {
             self.client.collection_page(self.auth, collection, cursor.as_deref()).await
         })

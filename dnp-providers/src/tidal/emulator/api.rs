@@ -102,7 +102,8 @@ impl IntoResponse for ApiError {
             headers.insert("x-ratelimit-requested-tokens", HeaderValue::from_static("1"));
         }
         if self.www_authenticate {
-            let value = format!("Bearer realm=\"tidal\", error=\"invalid_token\", error_description=\"{}\"", self.detail);
+            let value =
+                format!("Bearer realm=\"tidal\", error=\"invalid_token\", error_description=\"{}\"", self.detail);
             if let Ok(value) = HeaderValue::from_str(&value) {
                 headers.insert(header::WWW_AUTHENTICATE, value);
             }
@@ -181,7 +182,7 @@ fn decode_cursor(cursor: &str) -> Option<usize> {
 
 /// The include tree of a request: `items.albums.artists` → items → albums → artists.
 #[derive(Debug, Default, Clone)]
-struct Include(BTreeMap<String, Include>);
+struct Include(BTreeMap<String, Self>);
 
 impl Include {
     /// Parses `include` against the paths the endpoint allows.
@@ -235,11 +236,15 @@ impl<'a> Included<'a> {
         let rec = self.store.tracks.get(id)?;
         let mut relationships = serde_json::Map::new();
         if include.get("artists").is_some() {
-            relationships.insert("artists".into(), to_many("artists", &rec.artists, format!("/tracks/{id}/relationships/artists")));
+            relationships.insert(
+                "artists".into(),
+                to_many("artists", &rec.artists, format!("/tracks/{id}/relationships/artists")),
+            );
         }
         if include.get("albums").is_some() {
             let albums: Vec<String> = rec.album.iter().cloned().collect();
-            relationships.insert("albums".into(), to_many("albums", &albums, format!("/tracks/{id}/relationships/albums")));
+            relationships
+                .insert("albums".into(), to_many("albums", &albums, format!("/tracks/{id}/relationships/albums")));
         }
         let mut object = json!({
             "id": id,
@@ -363,7 +368,8 @@ impl<'a> Included<'a> {
         let owners = vec![rec.owner.clone()];
         let collaborators: Vec<String> = rec.collaborators.iter().cloned().collect();
         if include.get("owners").is_some() {
-            relationships.insert("owners".into(), to_many("users", &owners, format!("/playlists/{id}/relationships/owners")));
+            relationships
+                .insert("owners".into(), to_many("users", &owners, format!("/playlists/{id}/relationships/owners")));
         }
         if include.get("collaborators").is_some() {
             relationships.insert(
@@ -424,11 +430,7 @@ fn authenticate(app: &Shared, headers: &HeaderMap) -> Result<AccessInfo, ApiErro
 }
 
 fn require_scope(info: &AccessInfo, scope: &'static str) -> Result<(), ApiError> {
-    if info.has_scope(scope) {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden(format!("Missing required scope: {scope}")))
-    }
+    if info.has_scope(scope) { Ok(()) } else { Err(ApiError::forbidden(format!("Missing required scope: {scope}"))) }
 }
 
 /// The path's user id must be `me` or the caller's own id.
@@ -665,7 +667,9 @@ fn idempotent(
         None => None,
         Some(Ok(k)) if !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY => Some(k.to_owned()),
         Some(_) => {
-            return Err(ApiError::bad_request(format!("Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters")));
+            return Err(ApiError::bad_request(format!(
+                "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters"
+            )));
         }
     };
     let fingerprint = {
@@ -731,7 +735,8 @@ async fn collection_post(
         let mut added = Vec::new();
         let mut skipped = Vec::new();
         for item in &payload.data {
-            let present = store.users.get(&info.user_id).is_some_and(|u| u.collection(kind).iter().any(|e| e.id == item.id));
+            let present =
+                store.users.get(&info.user_id).is_some_and(|u| u.collection(kind).iter().any(|e| e.id == item.id));
             if !catalog_has(store, kind, &item.id) {
                 skipped.push(json!({ "id": item.id, "type": item.kind, "reason": "NOT_FOUND" }));
             } else if present {
@@ -1031,13 +1036,19 @@ async fn search(State(app): State<App>, headers: HeaderMap, RawQuery(q): RawQuer
     let encoded: String = url::form_urlencoded::byte_serialize(query.as_bytes()).collect();
     let mut included = Included::new(&store);
     if include.get("artists").is_some() {
-        relationships.insert("artists".into(), to_many("artists", &artist_ids, format!("/searchResults/{encoded}/relationships/artists")));
+        relationships.insert(
+            "artists".into(),
+            to_many("artists", &artist_ids, format!("/searchResults/{encoded}/relationships/artists")),
+        );
         for id in &artist_ids {
             included.artist(id, &Include::default());
         }
     }
     if include.get("tracks").is_some() {
-        relationships.insert("tracks".into(), to_many("tracks", &track_ids, format!("/searchResults/{encoded}/relationships/tracks")));
+        relationships.insert(
+            "tracks".into(),
+            to_many("tracks", &track_ids, format!("/searchResults/{encoded}/relationships/tracks")),
+        );
         for id in &track_ids {
             included.track(id, &Include::default());
         }

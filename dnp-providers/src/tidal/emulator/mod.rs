@@ -435,8 +435,7 @@ impl TidalEmulator {
     pub fn change_playlist(&self, user_id: &str, playlist_id: &str) -> Result<String, EmulatorError> {
         let mut store = lock(&self.shared.store);
         let user = store.users.get(user_id).ok_or_else(|| EmulatorError::UnknownUser { user_id: user_id.into() })?;
-        let unknown =
-            || EmulatorError::UnknownPlaylist { user_id: user_id.into(), playlist_id: playlist_id.into() };
+        let unknown = || EmulatorError::UnknownPlaylist { user_id: user_id.into(), playlist_id: playlist_id.into() };
         if !user.playlists.iter().any(|e| e.id == playlist_id) {
             return Err(unknown());
         }

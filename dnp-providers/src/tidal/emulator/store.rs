@@ -207,10 +207,11 @@ impl Store {
 
     fn absorb_album_ref(&mut self, album: &AlbumRef) {
         let artists = self.credit_ids(&album.artists);
-        let rec = self
-            .albums
-            .entry(album.id.clone())
-            .or_insert_with(|| AlbumRec { title: album.title.clone(), artists: Vec::new(), tracks: Vec::new() });
+        let rec = self.albums.entry(album.id.clone()).or_insert_with(|| AlbumRec {
+            title: album.title.clone(),
+            artists: Vec::new(),
+            tracks: Vec::new(),
+        });
         if rec.artists.is_empty() {
             rec.artists = artists;
         }
@@ -241,10 +242,11 @@ impl Store {
 
     fn absorb_album(&mut self, album: &Album) {
         let artists = self.credit_ids(&album.artists);
-        let rec = self
-            .albums
-            .entry(album.id.clone())
-            .or_insert_with(|| AlbumRec { title: String::new(), artists: Vec::new(), tracks: Vec::new() });
+        let rec = self.albums.entry(album.id.clone()).or_insert_with(|| AlbumRec {
+            title: String::new(),
+            artists: Vec::new(),
+            tracks: Vec::new(),
+        });
         rec.title = album.title.clone();
         rec.artists = artists;
     }
@@ -263,9 +265,9 @@ impl Store {
         let mut user = UserRec { username: user_id.to_owned(), ..UserRec::default() };
         // Dates the seed lacks: just before the previous item's, keeping the order.
         let fill = |previous: Option<&Entry>, given: Option<DateTime<Utc>>| {
-            given.map(millis).unwrap_or_else(|| {
-                previous.map_or(now, |p| p.added_at - chrono::Duration::milliseconds(1))
-            })
+            given
+                .map(millis)
+                .unwrap_or_else(|| previous.map_or(now, |p| p.added_at - chrono::Duration::milliseconds(1)))
         };
         for liked in &snapshot.liked_tracks {
             self.absorb_track(&liked.track);
@@ -375,7 +377,12 @@ impl Store {
             .tracks
             .iter()
             .filter_map(|e| {
-                Some(LikedTrack { track: self.track(&e.id)?, added_at: Some(e.added_at), entry_id: None, disliked: false })
+                Some(LikedTrack {
+                    track: self.track(&e.id)?,
+                    added_at: Some(e.added_at),
+                    entry_id: None,
+                    disliked: false,
+                })
             })
             .collect();
         snapshot.saved_albums = user
