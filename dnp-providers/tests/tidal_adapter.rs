@@ -11,8 +11,9 @@ use async_trait::async_trait;
 use dnp_core::conformance::{LibraryShape as CheckShape, compare_libraries, generate_library as check_library};
 use dnp_core::memory::MemoryTokenStore;
 use dnp_core::{
-    Action, ActionId, ActionKind, Batch, EntryId, MatchKind, NoProgress, Outcome, Provider, ProviderAuth, ProviderError,
-    ProviderId, Reason, StaticToken, StoredTokenSource, Target, TokenSet, TokenSource, TokenStore, UserId,
+    Action, ActionId, ActionKind, Batch, EntryId, MatchKind, NoProgress, Outcome, Provider, ProviderAuth,
+    ProviderError, ProviderId, Reason, StaticToken, StoredTokenSource, Target, TokenSet, TokenSource, TokenStore,
+    UserId,
 };
 use dnp_providers::emulator::{EmulatorConfig, FaultKind, FaultRule, FaultTrigger, LibraryShape, generate_library};
 use dnp_providers::http::{ApiClient, Transport, TransportError, TransportRequest, TransportResponse};
@@ -102,7 +103,12 @@ async fn a_scan_reads_every_page_in_the_minimal_number_of_calls() {
         + pages(state.playlists.len())
         + state.playlists.iter().filter(|p| p.editable).map(|p| p.items.len().div_ceil(20)).sum::<usize>();
     assert_eq!(emulator.log().len(), expected, "one request per page, nothing else");
-    let featured = scanned.liked_tracks.iter().flat_map(|l| &l.track.artists).filter(|c| c.role == dnp_core::CreditRole::Featured).count();
+    let featured = scanned
+        .liked_tracks
+        .iter()
+        .flat_map(|l| &l.track.artists)
+        .filter(|c| c.role == dnp_core::CreditRole::Featured)
+        .count();
     assert!(featured > 0, "featured credits survive the round trip");
 }
 
@@ -151,7 +157,10 @@ async fn removals_and_their_inverses_restore_dates_and_positions() {
     // Gone already: confirmed, nothing else removed.
     let again = batch(ActionKind::RemovePlaylistItem, Some(&playlist.id), vec![target(item.item_id.clone())]);
     assert!(confirmed(&provider.apply(&auth, &again).await.unwrap()));
-    assert_eq!(emulator.library("alice").playlists.iter().find(|p| p.id == playlist.id).unwrap().items.len(), after.items.len());
+    assert_eq!(
+        emulator.library("alice").playlists.iter().find(|p| p.id == playlist.id).unwrap().items.len(),
+        after.items.len()
+    );
 
     let insert = batch(ActionKind::InsertPlaylistItem, Some(&playlist.id), vec![target(item.item_id.clone())]);
     assert!(confirmed(&provider.apply(&auth, &insert).await.unwrap()));
@@ -273,8 +282,8 @@ fn scripted(answers: &[(u16, &str)]) -> (Arc<Script>, TidalProvider) {
         answers: Mutex::new(answers.iter().map(|(s, b)| (*s, (*b).to_owned())).collect()),
         sent: Mutex::default(),
     });
-    let api =
-        ApiClient::with_transport(tidal(), "https://openapi.tidal.test/v2", test_http_config(), script.clone()).unwrap();
+    let api = ApiClient::with_transport(tidal(), "https://openapi.tidal.test/v2", test_http_config(), script.clone())
+        .unwrap();
     (script, TidalProvider::with_client(TidalClient::with_api(api)))
 }
 
@@ -287,7 +296,8 @@ async fn malformed_documents_are_protocol_errors_naming_the_endpoint() {
     let static_token = StaticToken::new(tidal(), SecretString::from("t".to_owned()));
     let empty = r#"{"data": [], "links": {"self": "/x"}}"#;
     // `/users/me` whose data is a list, not a user.
-    let (_, provider) = scripted(&[(200, r#"{"data": [], "links": {}}"#), (200, empty), (200, empty), (200, empty), (200, empty)]);
+    let (_, provider) =
+        scripted(&[(200, r#"{"data": [], "links": {}}"#), (200, empty), (200, empty), (200, empty), (200, empty)]);
     match provider.scan(&static_token, &NoProgress).await.unwrap_err() {
         ProviderError::Protocol { endpoint, detail, .. } => {
             assert_eq!(endpoint, "GET /users/me");

@@ -29,7 +29,11 @@ fn track(i: usize) -> Track {
         id: format!("{}", 1000 + i),
         title: format!("Song {i}"),
         artists: vec![
-            ArtistCredit { id: Some(format!("a{}", i % 3)), name: format!("Artist {}", i % 3), role: CreditRole::Primary },
+            ArtistCredit {
+                id: Some(format!("a{}", i % 3)),
+                name: format!("Artist {}", i % 3),
+                role: CreditRole::Primary,
+            },
             ArtistCredit { id: Some("a9".into()), name: "Guest".into(), role: CreditRole::Featured },
         ],
         album: Some(AlbumRef { id: format!("al{}", i % 4), title: format!("Album {}", i % 4), artists: vec![] }),
@@ -139,7 +143,9 @@ async fn collections_page_by_cursor_twenty_at_a_time_with_includes() {
     let mut pages = 1;
     while let Some(next) = page["links"]["next"].as_str() {
         let cursor = page["links"]["meta"]["nextCursor"].as_str().unwrap().to_owned();
-        assert!(next.contains(&format!("page%5Bcursor%5D={cursor}")) || next.contains(&format!("page[cursor]={cursor}")));
+        assert!(
+            next.contains(&format!("page%5Bcursor%5D={cursor}")) || next.contains(&format!("page[cursor]={cursor}"))
+        );
         assert!(next.starts_with("/userCollectionTracks/"), "a link relative to the API base: {next}");
         assert!(next.contains("include="), "the next link keeps the include");
         let (status, doc) = client.get(next).await;
@@ -199,7 +205,8 @@ async fn more_than_fifty_items_or_the_wrong_media_type_are_refused() {
         .await
         .unwrap();
     assert_eq!(wrong_type.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
-    let albums = client.send(reqwest::Method::POST, "/userCollectionAlbums/me/relationships/items", None, &items(1)).await;
+    let albums =
+        client.send(reqwest::Method::POST, "/userCollectionAlbums/me/relationships/items", None, &items(1)).await;
     assert_eq!(albums.status(), StatusCode::BAD_REQUEST, "tracks in the albums collection");
 }
 
@@ -209,9 +216,7 @@ async fn adds_report_skipped_items_and_keep_the_collection_sorted_by_added_at() 
     emulator.seed_user("alice", &library(5, 3));
     let client = Client::new(&emulator, "alice");
     let path = "/userCollectionTracks/me/relationships/items";
-    client
-        .send(reqwest::Method::DELETE, path, None, &json!({ "data": [{ "id": "1002", "type": "tracks" }] }))
-        .await;
+    client.send(reqwest::Method::DELETE, path, None, &json!({ "data": [{ "id": "1002", "type": "tracks" }] })).await;
     // Re-add 1002 with its old date, plus one present and one unknown track.
     let body = json!({ "data": [
         { "id": "1002", "type": "tracks", "meta": { "addedAt": "2024-12-31T23:58:00Z" } },
@@ -289,7 +294,10 @@ async fn inserts_go_before_the_entry_named_by_position_before() {
     let tracks: Vec<&str> = playlist.items.iter().map(|i| i.track.id.as_str()).collect();
     assert_eq!(tracks, ["1100", "1101", "1000", "1101", "1102", "1100"]);
     assert_eq!(playlist.items[2].item_id.as_deref(), Some(new_ids[0].as_str()));
-    assert_eq!(playlist.items[2].added_at, Some(Utc.with_ymd_and_hms(2020, 2, 2, 2, 2, 2).unwrap() + chrono::Duration::milliseconds(500)));
+    assert_eq!(
+        playlist.items[2].added_at,
+        Some(Utc.with_ymd_and_hms(2020, 2, 2, 2, 2, 2).unwrap() + chrono::Duration::milliseconds(500))
+    );
 
     // Without positionBefore: at the end. An unknown one: 400.
     let append = json!({ "data": [{ "id": "1101", "type": "tracks" }] });
@@ -348,7 +356,8 @@ async fn rate_limits_answer_429_with_retry_after_and_a_json_api_body() {
     emulator.seed_user("alice", &library(1, 3));
     let client = Client::new(&emulator, "alice");
     emulator.faults().rate_limit_next(1, Duration::from_millis(1500));
-    let response = client.http.get(format!("{}/users/me", client.base)).bearer_auth(&client.token).send().await.unwrap();
+    let response =
+        client.http.get(format!("{}/users/me", client.base)).bearer_auth(&client.token).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(response.headers()["retry-after"], "2", "whole seconds, rounded up");
     assert_eq!(response.headers()["x-ratelimit-remaining"], "0");
@@ -366,7 +375,8 @@ async fn rate_limits_answer_429_with_retry_after_and_a_json_api_body() {
     let (token, _) = emulator.issue_tokens_with_scopes("alice", &["collection.read"], Duration::from_secs(60));
     let reader = Client { token, ..Client::new(&emulator, "alice") };
     let body = json!({ "data": [{ "id": "1000", "type": "tracks" }] });
-    let response = reader.send(reqwest::Method::DELETE, "/userCollectionTracks/me/relationships/items", None, &body).await;
+    let response =
+        reader.send(reqwest::Method::DELETE, "/userCollectionTracks/me/relationships/items", None, &body).await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
 }
 
@@ -403,7 +413,10 @@ async fn oauth_with_pkce_and_a_refresh_that_keeps_the_refresh_token() {
     assert!(request.url.starts_with(&emulator.authorize_url()));
     let param = |name: &str| url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
     assert_eq!(param("code_challenge_method").as_deref(), Some("S256"));
-    assert_eq!(param("scope").as_deref(), Some("collection.read collection.write playlists.read playlists.write user.read"));
+    assert_eq!(
+        param("scope").as_deref(),
+        Some("collection.read collection.write playlists.read playlists.write user.read")
+    );
 
     // The wrong verifier is refused.
     let code = authorize(&request.url, &request.state).await;
