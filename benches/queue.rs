@@ -194,17 +194,16 @@ async fn redis_bench(a: &Args) -> Result<(f64, f64), String> {
         .map_err(|e| e.to_string())?;
 
     // Another client: its own connection on its own OS thread (not this runtime, whose
-    // scheduling would add to the figures), PINGing back to back for the whole run.
+    // scheduling would add to the figures), PINGing back to back. First for as long as the
+    // run will take with no queue traffic (the machine's own baseline), then during the run.
     let client = redis::Client::open(url.as_str()).map_err(|e| e.to_string())?;
-    let mut ping_conn = client.get_connection().map_err(|e| e.to_string())?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let pinger = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
+    let ping_loop = |stop: Arc<AtomicBool>| -> Result<std::thread::JoinHandle<Result<Vec<Duration>, String>>, String> {
+        let mut conn = client.get_connection().map_err(|e| e.to_string())?;
+        Ok(std::thread::spawn(move || {
             let mut samples = Vec::with_capacity(100_000);
             while !stop.load(Ordering::SeqCst) {
                 let t = Instant::now();
-                let pong: redis::RedisResult<String> = redis::cmd("PING").query(&mut ping_conn);
+                let pong: redis::RedisResult<String> = redis::cmd("PING").query(&mut conn);
                 samples.push(t.elapsed());
                 if let Err(e) = pong {
                     return Err(e.to_string());
@@ -212,25 +211,63 @@ async fn redis_bench(a: &Args) -> Result<(f64, f64), String> {
                 std::thread::sleep(Duration::from_micros(200));
             }
             Ok(samples)
-        })
+        }))
     };
+    let mut stats = client.get_multiplexed_async_connection().await.map_err(|e| e.to_string())?;
+    let script_stats = |info: String| -> (u64, u64) {
+        // `cmdstat_evalsha:calls=N,usec=M,...`
+        info.lines()
+            .find_map(|l| l.strip_prefix("cmdstat_evalsha:"))
+            .map(|l| {
+                let field = |name: &str| {
+                    l.split(',').find_map(|kv| kv.strip_prefix(name)).and_then(|v| v.parse().ok()).unwrap_or(0)
+                };
+                (field("calls="), field("usec="))
+            })
+            .unwrap_or((0, 0))
+    };
+    let before: String =
+        redis::cmd("INFO").arg("commandstats").query_async(&mut stats).await.map_err(|e| e.to_string())?;
+
+    let stop_baseline = Arc::new(AtomicBool::new(false));
+    let baseline = ping_loop(stop_baseline.clone())?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop_baseline.store(true, Ordering::SeqCst);
+    let baseline = baseline.join().map_err(|_| "the PING thread panicked".to_owned())??;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let pinger = ping_loop(stop.clone())?;
     let result = run(Arc::new(q.clone()), a.jobs, a.workers).await;
     stop.store(true, Ordering::SeqCst);
-    let mut samples = pinger.join().map_err(|_| "the PING thread panicked".to_owned())??;
+    let samples = pinger.join().map_err(|_| "the PING thread panicked".to_owned())??;
     // Clean up the bench's keys (finished jobs and their indexes) by SCAN.
     q.cleanup(chrono::Utc::now() + chrono::Duration::hours(1)).await.map_err(|e| e.to_string())?;
     let f = result?;
     let rate = report("redis", a.jobs, a.workers, &f);
-    samples.sort();
-    let pct = |p: f64| samples[((samples.len() - 1) as f64 * p).round() as usize].as_secs_f64() * 1000.0;
-    let max = samples.last().map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+    let after: String =
+        redis::cmd("INFO").arg("commandstats").query_async(&mut stats).await.map_err(|e| e.to_string())?;
+    let ((c0, u0), (c1, u1)) = (script_stats(before), script_stats(after));
+    let summary = |mut samples: Vec<Duration>| -> (usize, f64, f64, f64) {
+        samples.sort();
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let pct = |p: f64| ms(samples[((samples.len() - 1) as f64 * p).round() as usize]);
+        (samples.len(), pct(0.50), pct(0.99), samples.last().map_or(0.0, |d| ms(*d)))
+    };
+    let (n, p50, p99, max) = summary(samples);
     println!(
-        "redis      PING from another client during the run: {} pings, p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
-        samples.len(),
-        pct(0.50),
-        pct(0.99),
-        max
+        "redis      PING from another client during the run: {n} pings, p50 {p50:.3} ms, p99 {p99:.3} ms, max {max:.3} ms"
     );
+    let (bn, b50, b99, bmax) = summary(baseline);
+    println!(
+        "redis      PING with no queue traffic (2 s before):  {bn} pings, p50 {b50:.3} ms, p99 {b99:.3} ms, max {bmax:.3} ms"
+    );
+    if c1 > c0 {
+        println!(
+            "redis      server time per queue script (EVALSHA, all clients of this server): {:.1} us over {} calls",
+            (u1 - u0) as f64 / (c1 - c0) as f64,
+            c1 - c0
+        );
+    }
     Ok((rate, max))
 }
 
