@@ -15,7 +15,8 @@
 //! Spotify removes a URI from a playlist everywhere it occurs. The planner puts every
 //! occurrence of a track in the same batch, each with its position, so rollback can put
 //! each back. Before removing, the adapter reads the playlist's `snapshot_id`: when it is
-//! still the planned one, the removal is sent with it. When the playlist changed, the
+//! still the planned one, or differs only by dnp's own earlier removals (other tracks,
+//! earlier batches of the same plan), the removal is sent with it. When the playlist changed, the
 //! adapter reads its items again and refuses (outcome `conflict`) to remove a track that
 //! now occurs more often than planned, since removing it would take out entries nobody
 //! planned or recorded; the other tracks are removed against the new version.
@@ -84,6 +85,45 @@ fn invalid(provider: &ProviderId, endpoint: &str, detail: String) -> ProviderErr
     ProviderError::InvalidInput { provider: provider.clone(), endpoint: endpoint.to_owned(), detail }
 }
 
+/// The playlist versions dnp's own removals produced: (playlist, version before) →
+/// version after. A batch planned against version A finds the playlist at version C; when
+/// A → B → C were all our own removals (earlier batches of the same plan, each of other
+/// tracks), the playlist did not change under us in a way that matters.
+#[derive(Debug, Default)]
+pub(crate) struct OwnWrites {
+    map: std::sync::Mutex<std::collections::HashMap<(String, String), String>>,
+}
+
+impl OwnWrites {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<(String, String), String>> {
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn record(&self, playlist: &str, from: &str, to: &str) {
+        let mut map = self.lock();
+        if map.len() >= 10_000 {
+            map.clear();
+        }
+        map.insert((playlist.to_owned(), from.to_owned()), to.to_owned());
+    }
+
+    /// Whether `current` follows from `planned` through our own writes alone.
+    fn reaches(&self, playlist: &str, planned: &str, current: &str) -> bool {
+        let map = self.lock();
+        let mut version = planned.to_owned();
+        for _ in 0..1_000 {
+            if version == current {
+                return true;
+            }
+            match map.get(&(playlist.to_owned(), version)) {
+                Some(next) => version = next.clone(),
+                None => return false,
+            }
+        }
+        false
+    }
+}
+
 /// Sends `batch`; see the [module docs](self).
 ///
 /// # Errors
@@ -93,6 +133,7 @@ pub(crate) async fn apply(
     provider: &ProviderId,
     client: &SpotifyClient,
     auth: &AuthSession<'_>,
+    own: &OwnWrites,
     batch: &Batch,
 ) -> Result<Vec<ActionOutcome>, ProviderError> {
     match batch.kind {
@@ -100,7 +141,7 @@ pub(crate) async fn apply(
             library(provider, client, auth, batch).await
         }
         ActionKind::UnfollowArtist | ActionKind::FollowArtist => follows(provider, client, auth, batch).await,
-        ActionKind::RemovePlaylistItem => remove_playlist_items(provider, client, auth, batch).await,
+        ActionKind::RemovePlaylistItem => remove_playlist_items(provider, client, auth, own, batch).await,
         ActionKind::InsertPlaylistItem => insert_playlist_items(provider, client, auth, batch).await,
         ActionKind::DislikeTrack | ActionKind::ClearTrackRating => Err(ProviderError::Unsupported {
             provider: provider.clone(),
@@ -293,6 +334,7 @@ async fn remove_playlist_items(
     provider: &ProviderId,
     client: &SpotifyClient,
     auth: &AuthSession<'_>,
+    own: &OwnWrites,
     batch: &Batch,
 ) -> Result<Vec<ActionOutcome>, ProviderError> {
     let endpoint = super::client::endpoints::PLAYLIST_REMOVE;
@@ -335,7 +377,7 @@ async fn remove_playlist_items(
     };
 
     let mut groups = group_by_id(items);
-    let changed = planned_version.as_deref().is_some_and(|v| v != current);
+    let changed = planned_version.as_deref().is_some_and(|v| !own.reaches(&playlist_id, v, &current));
     let mut note = None;
     if changed {
         // The playlist changed since the plan: a track that now occurs more often than
@@ -370,11 +412,15 @@ async fn remove_playlist_items(
             true
         });
     }
-    let snapshot = Some(current.as_str());
-    let playlist = playlist_id.as_str();
+    let last = std::sync::Mutex::new(current);
+    let (last, playlist) = (&last, playlist_id.as_str());
     send_in_chunks(&groups, PLAYLIST_BATCH, &mut outcomes, |ids| async move {
         let uris: Vec<String> = ids.iter().map(|id| format!("spotify:track:{id}")).collect();
-        client.remove_playlist_items(auth, playlist, &uris, snapshot).await.map(drop)
+        let from = last.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let result = client.remove_playlist_items(auth, playlist, &uris, Some(&from)).await?;
+        own.record(playlist, &from, &result.snapshot_id);
+        *last.lock().unwrap_or_else(|e| e.into_inner()) = result.snapshot_id;
+        Ok(())
     })
     .await?;
     if let Some(note) = note {

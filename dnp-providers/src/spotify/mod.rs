@@ -64,6 +64,7 @@ use crate::http::{AuthSession, ConfigError};
 pub struct SpotifyProvider {
     id: ProviderId,
     client: SpotifyClient,
+    own_writes: std::sync::Arc<apply::OwnWrites>,
 }
 
 impl fmt::Debug for SpotifyProvider {
@@ -112,7 +113,7 @@ impl SpotifyProvider {
 
     /// An adapter over an existing client.
     pub fn with_client(client: SpotifyClient) -> Self {
-        Self { id: client.api().provider().clone(), client }
+        Self { id: client.api().provider().clone(), client, own_writes: Default::default() }
     }
 
     /// The Web API client (its stats, its breaker).
@@ -165,7 +166,7 @@ impl Provider for SpotifyProvider {
 
     async fn apply(&self, auth: &dyn TokenSource, batch: &Batch) -> Result<Vec<ActionOutcome>, ProviderError> {
         let session = AuthSession::new(auth);
-        apply::apply(&self.id, &self.client, &session, batch).await
+        apply::apply(&self.id, &self.client, &session, &self.own_writes, batch).await
     }
 
     async fn search_artists(
