@@ -688,6 +688,65 @@ mod tests {
         assert!(featured_display_names("Dancing with Myself").is_empty());
     }
 
+    fn parse<T: serde::de::DeserializeOwned>(json: &str) -> T {
+        let provider: dnp_core::ProviderId = "apple_music".parse().unwrap();
+        crate::http::decode_json(&provider, "GET /test", json.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn recorded_library_songs_map_to_tracks() {
+        let page: Page<LibrarySong> = parse(include_str!("testdata/library_songs.json"));
+        assert_eq!((page.total(), page.next.as_deref()), (Some(2087), Some("/v1/me/library/songs?offset=2")));
+        let work = page.data[0].to_track("us").unwrap();
+        assert_eq!(work.id, "1440841767", "the catalog id, not the library id");
+        assert_eq!(work.isrc.as_deref(), Some("QM5FT1600001"));
+        assert_eq!(work.duration_ms, Some(219_320));
+        assert_eq!(work.album.as_ref().map(|a| a.id.as_str()), Some("1440841363"));
+        assert_eq!(work.album.as_ref().unwrap().artists[0].name, "Rihanna");
+        assert!(work.url.as_deref().unwrap().starts_with("https://music.apple.com/us/album/work-feat-drake/"));
+        assert_eq!(
+            work.artists,
+            [
+                ArtistCredit { id: Some("63346553".into()), name: "Rihanna".into(), role: CreditRole::Primary },
+                ArtistCredit { id: Some("271256".into()), name: "Drake".into(), role: CreditRole::Featured },
+            ]
+        );
+        // An upload: no catalog counterpart, credits from the strings, its library id.
+        let upload = page.data[1].to_track("us").unwrap();
+        assert_eq!(upload.id, "i.b1Jz0vZsGJxJ6D");
+        assert!(upload.isrc.is_none() && upload.url.is_none());
+        assert_eq!(
+            roles(&upload.artists),
+            [
+                ("The Band".into(), CreditRole::Primary),
+                ("Friends".into(), CreditRole::Primary),
+                ("Someone".into(), CreditRole::Primary),
+                ("Our Drummer".into(), CreditRole::Featured)
+            ]
+        );
+    }
+
+    #[test]
+    fn recorded_playlists_and_errors_parse() {
+        let page: Page<LibraryPlaylist> = parse(include_str!("testdata/library_playlists.json"));
+        let mine = page.data[0].attributes.as_ref().unwrap();
+        assert!(mine.can_edit && !mine.has_catalog);
+        assert_eq!(mine.last_modified_date.as_deref(), Some("2025-01-05T08:00:00Z"));
+        let theirs = page.data[1].attributes.as_ref().unwrap();
+        assert!(!theirs.can_edit && theirs.has_catalog && theirs.last_modified_date.is_none());
+        let error = crate::http::ErrorBody::parse(include_bytes!("testdata/error_403.json"));
+        assert_eq!((error.reason.as_deref(), error.message.as_deref()), (Some("40300"), Some("Invalid authentication")));
+    }
+
+    #[test]
+    fn malformed_json_is_a_protocol_error_naming_the_field() {
+        let provider: dnp_core::ProviderId = "apple_music".parse().unwrap();
+        let err = crate::http::decode_json::<Page<LibrarySong>>(&provider, "GET /v1/me/library/songs", br#"{"data":[{"id":7}]}"#)
+            .unwrap_err();
+        assert_eq!(err.code(), "protocol");
+        assert!(err.to_string().contains("data[0].id"), "{err}");
+    }
+
     #[test]
     fn ids_are_told_apart() {
         assert!(is_library_id("i.PkdJNdAIrQozOW") && is_library_id("p.RB1AARBIv74Zkl"));
