@@ -8,7 +8,7 @@ use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::id::{EntryId, ProviderId};
-use crate::normalize::{FingerprintFilter, normalize_name};
+use crate::normalize::{FingerprintFilter, id_hash, normalize_name};
 
 /// Who an artist is, across services.
 ///
@@ -111,6 +111,8 @@ pub struct BlockedSet {
     pub(crate) by_name_only: FxHashMap<String, u32>,
     /// Normalized name or alias -> index, for every entry (title mentions, aggressive).
     pub(crate) by_any_name: FxHashMap<String, u32>,
+    /// Hashes of the keys of `by_id`: most credits are ruled out without touching the map.
+    pub(crate) id_filter: FingerprintFilter,
     /// Fingerprints of the keys of `by_name_only`: most credits are ruled out without
     /// normalizing their name.
     pub(crate) name_only_filter: FingerprintFilter,
@@ -127,6 +129,7 @@ impl BlockedSet {
             set.artists.push(BlockedArtist { entry_id: entry.id, name: entry.artist.name.clone() });
             let ids = entry.artist.provider_ids.get(provider).map(Vec::as_slice).unwrap_or(&[]);
             for id in ids {
+                set.id_filter.insert_fingerprint(id_hash(id));
                 set.by_id.entry(id.clone()).or_insert(index);
             }
             for name in std::iter::once(&entry.artist.name).chain(&entry.artist.aliases) {

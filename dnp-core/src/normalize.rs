@@ -99,7 +99,7 @@ pub(crate) fn fingerprint(normalized: &str) -> u64 {
             fp.byte(b);
         }
     }
-    fp.0
+    fp.finish()
 }
 
 /// The [`fingerprint`] of `normalize_name(name)`, computed in one pass without writing the
@@ -120,16 +120,36 @@ pub(crate) fn name_fingerprint(name: &str) -> u64 {
             }
         }
     }
-    fp.0
+    fp.finish()
 }
 
-/// The running hash of a fingerprint.
+/// The running hash of a fingerprint: bytes gather into a 64-bit word that is mixed into
+/// the hash every 8 bytes (a multiply per word, not per byte).
 #[derive(Default)]
-struct Fingerprint(u64);
+struct Fingerprint {
+    hash: u64,
+    word: u64,
+    len: u32,
+}
 
 impl Fingerprint {
     fn byte(&mut self, b: u8) {
-        self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x517C_C1B7_2722_0A95);
+        self.word = (self.word << 8) | u64::from(b);
+        self.len += 1;
+        if self.len % 8 == 0 {
+            self.mix();
+        }
+    }
+
+    fn mix(&mut self) {
+        self.hash = (self.hash.rotate_left(23) ^ self.word).wrapping_mul(0x517C_C1B7_2722_0A95);
+        self.word = 0;
+    }
+
+    fn finish(mut self) -> u64 {
+        self.word ^= u64::from(self.len) << 56;
+        self.mix();
+        self.hash
     }
 
     fn ascii(&mut self, b: u8) {
@@ -158,6 +178,14 @@ impl Fingerprint {
     }
 }
 
+/// A hash of a provider id for [`FingerprintFilter`]: FxHash of its bytes.
+pub(crate) fn id_hash(id: &str) -> u64 {
+    use std::hash::Hasher as _;
+    let mut h = rustc_hash::FxHasher::default();
+    h.write(id.as_bytes());
+    h.finish()
+}
+
 /// A set of fingerprints as a 65,536-bit filter: `may_contain` is never wrong when it
 /// says no.
 #[derive(Debug, Clone)]
@@ -177,7 +205,12 @@ impl FingerprintFilter {
 
     /// Adds a normalized name.
     pub(crate) fn insert(&mut self, normalized: &str) {
-        let (word, bit) = Self::slot(fingerprint(normalized));
+        self.insert_fingerprint(fingerprint(normalized));
+    }
+
+    /// Adds a fingerprint (or any 64-bit hash).
+    pub(crate) fn insert_fingerprint(&mut self, fingerprint: u64) {
+        let (word, bit) = Self::slot(fingerprint);
         self.0[word] |= bit;
     }
 
@@ -204,34 +237,47 @@ pub fn may_name_features(title: &str) -> bool {
 /// assert!(featured_in_title("Without Me").is_empty());
 /// ```
 pub fn featured_in_title(title: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    for_each_featured_in_title(title, &mut String::new(), |name| names.push(name.to_owned()));
+    names
+}
+
+/// [`featured_in_title`] without allocating: calls `f` with each normalized name, which
+/// lives in `buf` (reused) for the duration of the call.
+pub(crate) fn for_each_featured_in_title(title: &str, buf: &mut String, f: impl FnMut(&str)) {
     let Some((_, after)) = find_feature_marker(title) else {
-        return Vec::new();
+        return;
     };
     let rest = &title[after..];
     let end = rest.find([')', ']', '}']).unwrap_or(rest.len());
     let end = rest[..end].find(" - ").unwrap_or(end);
-    split_artist_list(&rest[..end])
+    for_each_listed(&rest[..end], buf, f);
 }
 
 /// Splits a credit list ("A, B & C", "A x B", "A and B") into normalized names.
 pub fn split_artist_list(list: &str) -> Vec<String> {
     let mut names = Vec::new();
+    for_each_listed(list, &mut String::new(), |name| names.push(name.to_owned()));
+    names
+}
+
+/// [`split_artist_list`] without allocating: calls `f` with each non-empty normalized name.
+pub(crate) fn for_each_listed(list: &str, buf: &mut String, mut f: impl FnMut(&str)) {
     let mut rest = list;
     loop {
         let (piece, tail) = match next_separator(rest) {
             Some((i, len)) => (&rest[..i], Some(&rest[i + len..])),
             None => (rest, None),
         };
-        let name = normalize_name(piece);
-        if !name.is_empty() {
-            names.push(name);
+        normalize_name_into(piece, buf);
+        if !buf.is_empty() {
+            f(buf);
         }
         match tail {
             Some(t) => rest = t,
             None => break,
         }
     }
-    names
 }
 
 /// The first separator of a credit list: (byte index, length). One pass; shorter

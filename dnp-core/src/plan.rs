@@ -15,7 +15,7 @@ use crate::dnp::BlockedSet;
 use crate::id::{ActionId, BatchId, ProviderId};
 use crate::model::{AlbumRef, ArtistCredit, CreditRole, LibrarySnapshot, Track};
 use crate::normalize::{
-    featured_in_title, may_name_features, name_fingerprint, normalize_name_into, split_artist_list,
+    for_each_featured_in_title, for_each_listed, id_hash, may_name_features, name_fingerprint, normalize_name_into,
 };
 use crate::policy::{EnforcementPolicy, ResolvedPolicy, Strictness};
 
@@ -412,6 +412,7 @@ impl<'a> Matcher<'a> {
     /// The lookups of one credit, independent of its role.
     fn hit(&self, credit: &ArtistCredit) -> Option<Hit> {
         if let Some(id) = &credit.id
+            && self.blocked.id_filter.may_contain(id_hash(id))
             && let Some(&i) = self.blocked.by_id.get(id.as_str())
         {
             return Some(Hit::Id(i));
@@ -518,19 +519,22 @@ impl<'a> Matcher<'a> {
                 }
             }
             if may_name_features(&track.title) {
-                for name in featured_in_title(&track.title) {
-                    if let Some(&i) = self.blocked.by_any_name.get(&name) {
-                        consider(MatchKind::TitleFeature.confidence(), Best::Title(i, MatchKind::TitleFeature, name));
+                let mut buf = self.scratch.borrow_mut();
+                for_each_featured_in_title(&track.title, &mut buf, |name| {
+                    if let Some(&i) = self.blocked.by_any_name.get(name) {
+                        let found = Best::Title(i, MatchKind::TitleFeature, name.to_owned());
+                        consider(MatchKind::TitleFeature.confidence(), found);
                     }
-                }
+                });
             }
         }
         if self.strictness == Strictness::Aggressive {
-            for name in split_artist_list(&track.title) {
-                if let Some(&i) = self.blocked.by_any_name.get(&name) {
-                    consider(MatchKind::NameOnly.confidence(), Best::Title(i, MatchKind::NameOnly, name));
+            let mut buf = self.scratch.borrow_mut();
+            for_each_listed(&track.title, &mut buf, |name| {
+                if let Some(&i) = self.blocked.by_any_name.get(name) {
+                    consider(MatchKind::NameOnly.confidence(), Best::Title(i, MatchKind::NameOnly, name.to_owned()));
                 }
-            }
+            });
         }
         best.map(|(_, found)| match found {
             Best::Credit(hit, credit, album_artist) => self.credit_reason(hit, credit, album_artist),
