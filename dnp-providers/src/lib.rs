@@ -38,7 +38,7 @@
 //! |---|---|---|---|---|
 //! | Spotify | [`spotify`] | `spotify` (default) | liked tracks, saved albums, followed artists, playlist items | `docs/providers/spotify.md` |
 //! | Apple Music | `apple_music` | `apple_music` | dislike ratings on library songs (no documented removal of library items); albums, artists and playlist entries: manual checklist with links; playlist adds append only | `docs/providers/apple-music.md` |
-//! | TIDAL | `tidal` | `tidal` | collection tracks, albums, artists, playlist items (by item id, re-inserted at their position) | `docs/providers/tidal.md` |
+//! | TIDAL | `tidal` | `tidal` (default) | collection tracks, albums, artists, playlist items (by item id, re-inserted at their position) | `docs/providers/tidal.md` |
 //! | YouTube Music | `youtube_music` | `youtube_music` | liked videos (rating removed), playlist items (by item id, re-inserted at their position), subscriptions; one item per call, 10,000 quota units a day (about 200 writes); saved albums: manual checklist | `docs/providers/youtube-music.md` |
 //!
 //! ## Feature flags
@@ -47,7 +47,7 @@
 //! |---|---|---|
 //! | `spotify` | yes | the Spotify adapter |
 //! | `apple_music` | no | the Apple Music adapter (ES256 developer token, Music User Token from MusicKit JS) |
-//! | `tidal` | no | the TIDAL adapter |
+//! | `tidal` | yes | the TIDAL adapter |
 //! | `youtube_music` | no | the YouTube Music adapter (YouTube Data API v3) |
 //! | `emulator` | no | the service emulators (axum servers) and the conformance harnesses over them |
 //!
