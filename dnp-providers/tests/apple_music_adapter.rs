@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use dnp_core::conformance::{LibraryShape, generate_library, subject_artist};
 use dnp_core::memory::MemoryTokenStore;
 use dnp_core::{
     ActionKind, Alternative, ArtistIdentity, BlockedSet, DnpEntry, DnpList, EnforcementPolicy, EntryId, EntrySource,
@@ -13,8 +14,9 @@ use dnp_core::{
     UserId, plan,
 };
 use dnp_providers::apple_music::emulator::AppleMusicEmulator;
-use dnp_providers::apple_music::{AppleMusicAuth, AppleMusicClient, AppleMusicConfig, AppleMusicProvider, test_http_config};
-use dnp_core::conformance::{LibraryShape, generate_library, subject_artist};
+use dnp_providers::apple_music::{
+    AppleMusicAuth, AppleMusicClient, AppleMusicConfig, AppleMusicProvider, test_http_config,
+};
 use dnp_providers::emulator::EmulatorConfig;
 use secrecy::SecretString;
 
@@ -42,7 +44,8 @@ fn fixture() -> Fixture {
     let client = AppleMusicClient::new(&config).unwrap();
     let provider = AppleMusicProvider::with_client(client.clone());
     let auth = AppleMusicAuth::with_client(config.clone(), client);
-    let token = StaticToken::new(apple(), SecretString::from(emulator.issue_user_token("alice", Duration::from_secs(600))));
+    let token =
+        StaticToken::new(apple(), SecretString::from(emulator.issue_user_token("alice", Duration::from_secs(600))));
     Fixture { emulator, config, provider, auth, token, library }
 }
 
@@ -72,7 +75,9 @@ async fn the_manual_checklist_of_a_plan_has_music_apple_com_links() {
     let checklist: Vec<_> = plan
         .skipped
         .iter()
-        .filter(|s| matches!(&s.reason, SkipReason::Unsupported { alternative: Some(Alternative::ManualChecklist), .. }))
+        .filter(|s| {
+            matches!(&s.reason, SkipReason::Unsupported { alternative: Some(Alternative::ManualChecklist), .. })
+        })
         .collect();
     for kind in [ActionKind::RemoveAlbum, ActionKind::UnfollowArtist, ActionKind::RemovePlaylistItem] {
         assert!(checklist.iter().any(|s| s.action.kind == kind), "{kind:?} on the checklist");
@@ -207,7 +212,8 @@ async fn a_forbidden_playlist_is_not_a_refused_token() {
 #[tokio::test]
 async fn unsupported_kinds_are_refused_whole() {
     let f = fixture();
-    let batch = dnp_core::Batch { kind: ActionKind::UnlikeTrack, playlist_id: None, actions: vec![], quota_units: 0, day: 0 };
+    let batch =
+        dnp_core::Batch { kind: ActionKind::UnlikeTrack, playlist_id: None, actions: vec![], quota_units: 0, day: 0 };
     let err = f.provider.apply(&f.token, &batch).await.unwrap_err();
     assert_eq!(err.code(), "unsupported");
 }

@@ -19,11 +19,21 @@ async fn the_apple_music_adapter_passes_the_conformance_suite() {
             let unsupported_kind =
                 kind.is_some_and(|k| dnp_core::ActionKind::ALL.iter().any(|a| a.as_str() == k && !caps.can(*a)));
             let inverse_of_unsupported = why.contains("which is unsupported");
-            let playlist_removal = check.name == "playlist_changed" && !caps.can(dnp_core::ActionKind::RemovePlaylistItem);
+            let playlist_removal =
+                check.name == "playlist_changed" && !caps.can(dnp_core::ActionKind::RemovePlaylistItem);
             assert!(unsupported_kind || inverse_of_unsupported || playlist_removal, "{} skipped: {why}", check.name);
         }
     }
-    for check in ["full_scan", "removal_exact", "rollback", "idempotent", "rate_limited", "server_errors", "expired_token", "breaker"] {
+    for check in [
+        "full_scan",
+        "removal_exact",
+        "rollback",
+        "idempotent",
+        "rate_limited",
+        "server_errors",
+        "expired_token",
+        "breaker",
+    ] {
         assert!(matches!(report.get(check), Some(CheckStatus::Passed(_))), "{check}: {:?}", report.get(check));
     }
     assert!(matches!(report.get("capabilities/dislike_track"), Some(CheckStatus::Passed(_))));

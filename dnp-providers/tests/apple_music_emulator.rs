@@ -86,7 +86,8 @@ async fn expired_developer_tokens_and_revoked_user_tokens_are_refused() {
     assert_eq!(status, 401, "{body}");
     assert!(body["errors"][0]["detail"].as_str().unwrap().contains("expired"));
     let fresh = DeveloperTokenSigner::new(&f.emulator.adapter_config().unwrap()).unwrap();
-    let renewed = fresh.renew_at(&secrecy::SecretString::from(f.developer.clone()), chrono::Utc::now().timestamp()).unwrap();
+    let renewed =
+        fresh.renew_at(&secrecy::SecretString::from(f.developer.clone()), chrono::Utc::now().timestamp()).unwrap();
     let (status, _) = f.get("/v1/me/storefront", Some(renewed.expose_secret()), Some(&f.user)).await;
     assert_eq!(status, 200, "a token signed after the expiry works");
     f.emulator.faults().revoke_all_tokens();
@@ -244,5 +245,8 @@ async fn playlists_take_appends_only_where_they_can_be_edited() {
     assert_ne!(changed.version, editable.version, "lastModifiedDate moved");
     assert_eq!(post(&locked.id).await.unwrap().status().as_u16(), 403);
     let version = f.emulator.change_playlist("alice", &editable.id).unwrap();
-    assert_eq!(f.emulator.library("alice").playlists.iter().find(|p| p.id == editable.id).unwrap().version, Some(version));
+    assert_eq!(
+        f.emulator.library("alice").playlists.iter().find(|p| p.id == editable.id).unwrap().version,
+        Some(version)
+    );
 }

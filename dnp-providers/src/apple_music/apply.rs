@@ -41,7 +41,11 @@ impl Outcomes {
     }
 
     /// Records `err` for `actions`, or returns it when it must stop the whole batch.
-    fn fail_all<'a>(&mut self, actions: impl IntoIterator<Item = &'a Action>, err: ProviderError) -> Result<(), ProviderError> {
+    fn fail_all<'a>(
+        &mut self,
+        actions: impl IntoIterator<Item = &'a Action>,
+        err: ProviderError,
+    ) -> Result<(), ProviderError> {
         if !self.applied_any && (err.is_retryable() || matches!(err, ProviderError::NeedsReauth { .. })) {
             return Err(err);
         }
@@ -127,7 +131,7 @@ async fn ratings(
 ) -> Result<(), ProviderError> {
     let dislike = batch.kind == ActionKind::DislikeTrack;
     let endpoint = if dislike { endpoints::RATE } else { endpoints::UNRATE };
-    for (i, action) in batch.actions.iter().enumerate() {
+    for action in &batch.actions {
         let Target::Track { track_id, .. } = &action.target else {
             outcomes.fail(action, &invalid(provider, endpoint, format!("{} needs a track", action.kind.as_str())));
             continue;
@@ -136,13 +140,16 @@ async fn ratings(
             outcomes.fail(action, &invalid(provider, endpoint, "an action of another kind in the batch"));
             continue;
         }
-        let result =
-            if dislike { client.dislike(session, track_id).await } else { client.clear_rating(session, track_id).await };
+        let result = if dislike {
+            client.dislike(session, track_id).await
+        } else {
+            client.clear_rating(session, track_id).await
+        };
         match result {
             Ok(()) => outcomes.confirm(action, None),
             // Clearing a rating that is not there leaves the wanted state.
             Err(ProviderError::NotFound { .. }) if !dislike => outcomes.confirm(action, None),
-            Err(err) => outcomes.fail_all(batch.actions[i..].iter().take(1), err)?,
+            Err(err) => outcomes.fail_all([action], err)?,
         }
     }
     Ok(())
@@ -155,8 +162,11 @@ async fn library_add(
     batch: &Batch,
     outcomes: &mut Outcomes,
 ) -> Result<(), ProviderError> {
-    let (param, endpoint) =
-        if batch.kind == ActionKind::LikeTrack { ("ids[songs]", endpoints::LIBRARY_ADD) } else { ("ids[albums]", endpoints::LIBRARY_ADD) };
+    let (param, endpoint) = if batch.kind == ActionKind::LikeTrack {
+        ("ids[songs]", endpoints::LIBRARY_ADD)
+    } else {
+        ("ids[albums]", endpoints::LIBRARY_ADD)
+    };
     let mut valid: Vec<(&Action, &String)> = Vec::new();
     for action in &batch.actions {
         let id = match (&action.target, action.kind == batch.kind) {
@@ -208,7 +218,9 @@ async fn append(
             Target::PlaylistItem { playlist_id, track_id, position, .. } if action.kind == batch.kind => {
                 by_playlist.entry(playlist_id.as_str()).or_default().push((action, track_id.as_str(), *position));
             }
-            _ => outcomes.fail(action, &invalid(provider, endpoints::PLAYLIST_ADD, "the target is not a playlist item")),
+            _ => {
+                outcomes.fail(action, &invalid(provider, endpoints::PLAYLIST_ADD, "the target is not a playlist item"))
+            }
         }
     }
     for (playlist_id, mut items) in by_playlist {

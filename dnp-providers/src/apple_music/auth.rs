@@ -113,13 +113,14 @@ impl DeveloperTokenSigner {
         header.kid = Some(self.key_id.clone());
         header.typ = None;
         let exp = iat + self.ttl;
-        let token = jsonwebtoken::encode(&header, &Claims { iss: &self.team_id, iat, exp }, &self.key).map_err(|e| {
-            ProviderError::InvalidInput {
-                provider: self.provider.clone(),
-                endpoint: "developer token".into(),
-                detail: format!("signing failed: {e}"),
-            }
-        })?;
+        let token =
+            jsonwebtoken::encode(&header, &Claims { iss: &self.team_id, iat, exp }, &self.key).map_err(|e| {
+                ProviderError::InvalidInput {
+                    provider: self.provider.clone(),
+                    endpoint: "developer token".into(),
+                    detail: format!("signing failed: {e}"),
+                }
+            })?;
         Ok(Minted { token: SecretString::from(token), iat, exp })
     }
 
@@ -369,12 +370,8 @@ mod tests {
         assert!(pairs.iter().any(|(k, v)| k == "redirect_uri" && v.ends_with("/callback")));
         let err = auth.refresh(&SecretString::from("x")).await.unwrap_err();
         assert_eq!(err.code(), "needs_reauth");
-        let tokens = TokenSet {
-            access_token: SecretString::from("x"),
-            refresh_token: None,
-            expires_at: None,
-            scopes: vec![],
-        };
+        let tokens =
+            TokenSet { access_token: SecretString::from("x"), refresh_token: None, expires_at: None, scopes: vec![] };
         assert_eq!(auth.revoke(&tokens).await.unwrap_err().code(), "unsupported");
         let err = auth.exchange_code("  ", None).await.unwrap_err();
         assert_eq!(err.code(), "invalid_input");

@@ -183,7 +183,12 @@ impl AppleMusicClient {
         }
     }
 
-    async fn send_once(&self, session: &UserSession<'_>, request: &ApiRequest, token: SecretString) -> Result<ApiResponse, ProviderError> {
+    async fn send_once(
+        &self,
+        session: &UserSession<'_>,
+        request: &ApiRequest,
+        token: SecretString,
+    ) -> Result<ApiResponse, ProviderError> {
         let request = request.clone().secret_header("Music-User-Token", token);
         self.api.send(Some(&session.developer), &request).await.map_err(|err| match err {
             // The shared stack gives NeedsReauth after a 401 that a renewed developer
@@ -212,9 +217,9 @@ impl AppleMusicClient {
                     return Err(err);
                 }
                 let fresh = session.renew_user_token(&token).await?;
-                self.send_once(session, request, fresh).await.map_err(|err| {
-                    if is_forbidden(&err) { self.needs_reauth() } else { err }
-                })
+                self.send_once(session, request, fresh)
+                    .await
+                    .map_err(|err| if is_forbidden(&err) { self.needs_reauth() } else { err })
             }
             other => other,
         }
@@ -236,7 +241,11 @@ impl AppleMusicClient {
         }
     }
 
-    async fn json<T: DeserializeOwned>(&self, session: &UserSession<'_>, request: &ApiRequest) -> Result<T, ProviderError> {
+    async fn json<T: DeserializeOwned>(
+        &self,
+        session: &UserSession<'_>,
+        request: &ApiRequest,
+    ) -> Result<T, ProviderError> {
         self.send(session, request).await?.json()
     }
 
@@ -270,7 +279,11 @@ impl AppleMusicClient {
     ///
     /// # Errors
     /// The shared stack's errors; `Protocol` for a body that does not parse.
-    pub async fn library_songs(&self, session: &UserSession<'_>, offset: u32) -> Result<Page<LibrarySong>, ProviderError> {
+    pub async fn library_songs(
+        &self,
+        session: &UserSession<'_>,
+        offset: u32,
+    ) -> Result<Page<LibrarySong>, ProviderError> {
         let request = Self::library_page(endpoints::LIBRARY_SONGS, "/v1/me/library/songs", offset, true)
             .query("include[songs]", "artists,albums");
         self.json(session, &request).await
@@ -280,7 +293,11 @@ impl AppleMusicClient {
     ///
     /// # Errors
     /// As [`library_songs`](Self::library_songs).
-    pub async fn library_albums(&self, session: &UserSession<'_>, offset: u32) -> Result<Page<LibraryAlbum>, ProviderError> {
+    pub async fn library_albums(
+        &self,
+        session: &UserSession<'_>,
+        offset: u32,
+    ) -> Result<Page<LibraryAlbum>, ProviderError> {
         let request = Self::library_page(endpoints::LIBRARY_ALBUMS, "/v1/me/library/albums", offset, true)
             .query("include[albums]", "artists");
         self.json(session, &request).await
@@ -290,7 +307,11 @@ impl AppleMusicClient {
     ///
     /// # Errors
     /// As [`library_songs`](Self::library_songs).
-    pub async fn library_artists(&self, session: &UserSession<'_>, offset: u32) -> Result<Page<LibraryArtist>, ProviderError> {
+    pub async fn library_artists(
+        &self,
+        session: &UserSession<'_>,
+        offset: u32,
+    ) -> Result<Page<LibraryArtist>, ProviderError> {
         let request = Self::library_page(endpoints::LIBRARY_ARTISTS, "/v1/me/library/artists", offset, true);
         self.json(session, &request).await
     }
@@ -299,7 +320,11 @@ impl AppleMusicClient {
     ///
     /// # Errors
     /// As [`library_songs`](Self::library_songs).
-    pub async fn library_playlists(&self, session: &UserSession<'_>, offset: u32) -> Result<Page<LibraryPlaylist>, ProviderError> {
+    pub async fn library_playlists(
+        &self,
+        session: &UserSession<'_>,
+        offset: u32,
+    ) -> Result<Page<LibraryPlaylist>, ProviderError> {
         let request = Self::library_page(endpoints::LIBRARY_PLAYLISTS, "/v1/me/library/playlists", offset, false);
         self.json(session, &request).await
     }
@@ -334,7 +359,12 @@ impl AppleMusicClient {
     ///
     /// # Errors
     /// As [`library_songs`](Self::library_songs).
-    pub async fn song_ratings(&self, session: &UserSession<'_>, ids: &[String], library: bool) -> Result<Vec<Rating>, ProviderError> {
+    pub async fn song_ratings(
+        &self,
+        session: &UserSession<'_>,
+        ids: &[String],
+        library: bool,
+    ) -> Result<Vec<Rating>, ProviderError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -387,7 +417,8 @@ impl AppleMusicClient {
         for id in ids {
             self.check_id(endpoints::LIBRARY_ADD, id)?;
         }
-        let request = ApiRequest::new(Method::POST, endpoints::LIBRARY_ADD, "/v1/me/library").query("ids[songs]", ids.join(","));
+        let request =
+            ApiRequest::new(Method::POST, endpoints::LIBRARY_ADD, "/v1/me/library").query("ids[songs]", ids.join(","));
         self.send(session, &request).await.map(drop)
     }
 
@@ -409,8 +440,12 @@ impl AppleMusicClient {
             let kind = if super::model::is_library_id(id) { "library-songs" } else { "songs" };
             data.push(TrackReference { id: id.clone(), kind });
         }
-        let request = ApiRequest::new(Method::POST, endpoints::PLAYLIST_ADD, format!("/v1/me/library/playlists/{playlist_id}/tracks"))
-            .json(&TracksRequest { data });
+        let request = ApiRequest::new(
+            Method::POST,
+            endpoints::PLAYLIST_ADD,
+            format!("/v1/me/library/playlists/{playlist_id}/tracks"),
+        )
+        .json(&TracksRequest { data });
         self.send(session, &request).await.map(drop)
     }
 
@@ -418,7 +453,12 @@ impl AppleMusicClient {
     ///
     /// # Errors
     /// The shared stack's errors.
-    pub async fn search_artists(&self, session: &UserSession<'_>, term: &str, limit: u32) -> Result<SearchResponse, ProviderError> {
+    pub async fn search_artists(
+        &self,
+        session: &UserSession<'_>,
+        term: &str,
+        limit: u32,
+    ) -> Result<SearchResponse, ProviderError> {
         let request = ApiRequest::get(endpoints::SEARCH, format!("/v1/catalog/{}/search", self.storefront))
             .query("term", term)
             .query("types", "artists")
@@ -430,7 +470,11 @@ impl AppleMusicClient {
     ///
     /// # Errors
     /// The shared stack's errors.
-    pub async fn songs_by_isrc(&self, session: &UserSession<'_>, isrc: &str) -> Result<Page<super::model::CatalogSong>, ProviderError> {
+    pub async fn songs_by_isrc(
+        &self,
+        session: &UserSession<'_>,
+        isrc: &str,
+    ) -> Result<Page<super::model::CatalogSong>, ProviderError> {
         let request = ApiRequest::get(endpoints::SONGS_BY_ISRC, format!("/v1/catalog/{}/songs", self.storefront))
             .query("filter[isrc]", isrc)
             .query("include", "artists,albums");

@@ -155,7 +155,7 @@ impl AppleMusicConfig {
             storefront: get("APPLE_MUSIC_STOREFRONT").unwrap_or_else(|| "us".to_owned()).to_ascii_lowercase(),
             developer_token_ttl: Duration::from_secs(12 * 3600),
             developer_token_margin: Duration::from_secs(600),
-            http: HttpConfig { ..with_apple_rates(HttpConfig::from_lookup(&lookup)?) },
+            http: with_apple_rates(HttpConfig::from_lookup(&lookup)?),
         };
         config.validate()?;
         Ok(config)
@@ -177,7 +177,8 @@ impl AppleMusicConfig {
                 reason: "not a P-256 private key in PKCS#8 PEM form (the MusicKit .p8 file)".into(),
             }
         })?;
-        for (name, value) in [("APPLE_MUSIC_API_BASE_URL", &self.api_base_url), ("APPLE_MUSIC_CONNECT_URL", &self.connect_url)]
+        for (name, value) in
+            [("APPLE_MUSIC_API_BASE_URL", &self.api_base_url), ("APPLE_MUSIC_CONNECT_URL", &self.connect_url)]
         {
             let url = Url::parse(value).map_err(|e| ConfigError::Invalid { name, reason: e.to_string() })?;
             if !matches!(url.scheme(), "http" | "https") {
@@ -188,7 +189,10 @@ impl AppleMusicConfig {
             let url = Url::parse(uri)
                 .map_err(|e| ConfigError::Invalid { name: "APPLE_MUSIC_REDIRECT_URI", reason: e.to_string() })?;
             if !matches!(url.scheme(), "http" | "https") {
-                return Err(ConfigError::Invalid { name: "APPLE_MUSIC_REDIRECT_URI", reason: "must be http(s)".into() });
+                return Err(ConfigError::Invalid {
+                    name: "APPLE_MUSIC_REDIRECT_URI",
+                    reason: "must be http(s)".into(),
+                });
             }
         }
         if self.storefront.len() != 2 || !self.storefront.bytes().all(|b| b.is_ascii_lowercase()) {
@@ -296,8 +300,8 @@ mod tests {
         let err = AppleMusicConfig::new("ABCDE12345", "KEY1234567", SecretString::from(bad_key), "https://x.test/c")
             .unwrap_err();
         assert!(err.to_string().contains("APPLE_MUSIC_PRIVATE_KEY") && !err.to_string().contains("bm90"), "{err}");
-        let err = AppleMusicConfig::new("short", "KEY1234567", SecretString::from(TEST_KEY), "https://x.test/c")
-            .unwrap_err();
+        let err =
+            AppleMusicConfig::new("short", "KEY1234567", SecretString::from(TEST_KEY), "https://x.test/c").unwrap_err();
         assert!(err.to_string().contains("APPLE_MUSIC_TEAM_ID"), "{err}");
         let mut config =
             AppleMusicConfig::new("ABCDE12345", "KEY1234567", SecretString::from(TEST_KEY), "https://x.test/c")

@@ -57,7 +57,10 @@ pub struct AppleMusicHarness {
 
 impl fmt::Debug for AppleMusicHarness {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AppleMusicHarness").field("emulator", &self.emulator).field("user", &self.user).finish_non_exhaustive()
+        f.debug_struct("AppleMusicHarness")
+            .field("emulator", &self.emulator)
+            .field("user", &self.user)
+            .finish_non_exhaustive()
     }
 }
 
@@ -87,9 +90,12 @@ impl AppleMusicHarness {
         let auth: Arc<dyn ProviderAuth> = Arc::new(AppleMusicAuth::with_client(config, client));
         let token = emulator.issue_user_token(&user, Duration::from_secs(24 * 3600));
         let store = Arc::new(MemoryTokenStore::new());
-        let tokens = TokenSet { access_token: SecretString::from(token), refresh_token: None, expires_at: None, scopes: vec![] };
-        let connection =
-            store.save(UserId::new_random(), provider.id(), &tokens).await.map_err(|e| io::Error::other(e.to_string()))?;
+        let tokens =
+            TokenSet { access_token: SecretString::from(token), refresh_token: None, expires_at: None, scopes: vec![] };
+        let connection = store
+            .save(UserId::new_random(), provider.id(), &tokens)
+            .await
+            .map_err(|e| io::Error::other(e.to_string()))?;
         let tokens: Arc<dyn TokenSource> = Arc::new(StoredTokenSource::new(store, auth, connection.id));
         Ok(Self { emulator, user, provider, tokens, timeout_hold })
     }
@@ -140,7 +146,9 @@ impl Harness for AppleMusicHarness {
             HarnessFault::ClearFaults => faults.clear(),
             HarnessFault::ExpireAccessToken => faults.expire_access_tokens_now(),
             HarnessFault::ChangePlaylist { playlist_id } => {
-                self.emulator.change_playlist(&self.user, &playlist_id).map_err(|e| HarnessError::Failed(e.to_string()))?;
+                self.emulator
+                    .change_playlist(&self.user, &playlist_id)
+                    .map_err(|e| HarnessError::Failed(e.to_string()))?;
             }
             other => return Err(HarnessError::Unsupported(format!("fault {}", other.name()))),
         }

@@ -184,7 +184,11 @@ impl Provider for AppleMusicProvider {
         capabilities()
     }
 
-    async fn scan(&self, auth: &dyn TokenSource, progress: &dyn ProgressSink) -> Result<LibrarySnapshot, ProviderError> {
+    async fn scan(
+        &self,
+        auth: &dyn TokenSource,
+        progress: &dyn ProgressSink,
+    ) -> Result<LibrarySnapshot, ProviderError> {
         let session = self.client.session(auth);
         scan::scan(&self.id, &self.client, &session, progress).await
     }

@@ -552,7 +552,10 @@ impl CatalogAlbum {
                 .map(|name| ArtistCredit { id: None, name, role: CreditRole::Primary })
                 .collect()
         } else {
-            related.into_iter().map(|(id, name)| ArtistCredit { id: Some(id), name, role: CreditRole::Primary }).collect()
+            related
+                .into_iter()
+                .map(|(id, name)| ArtistCredit { id: Some(id), name, role: CreditRole::Primary })
+                .collect()
         };
         Some(Album {
             url: Some(attrs.url.clone().unwrap_or_else(|| catalog_link(storefront, "album", &self.id))),
@@ -644,13 +647,11 @@ mod tests {
     fn names_in_artist_name_are_primary_and_the_rest_featured() {
         let related = [("1".to_owned(), "Rihanna".to_owned()), ("2".to_owned(), "Drake".to_owned())];
         let credits = song_credits(Some("Rihanna"), "Work (feat. Drake)", &related);
-        assert_eq!(
-            roles(&credits),
-            [("Rihanna".into(), CreditRole::Primary), ("Drake".into(), CreditRole::Featured)]
-        );
+        assert_eq!(roles(&credits), [("Rihanna".into(), CreditRole::Primary), ("Drake".into(), CreditRole::Featured)]);
         let duo = [("3".to_owned(), "Simon & Garfunkel".to_owned())];
         assert_eq!(song_credits(Some("Simon & Garfunkel"), "The Boxer", &duo)[0].role, CreditRole::Primary);
-        let collab = [("1".to_owned(), "A".to_owned()), ("2".to_owned(), "B".to_owned()), ("4".to_owned(), "C".to_owned())];
+        let collab =
+            [("1".to_owned(), "A".to_owned()), ("2".to_owned(), "B".to_owned()), ("4".to_owned(), "C".to_owned())];
         let credits = song_credits(Some("A, B & C"), "Together", &collab);
         assert!(credits.iter().all(|c| c.role == CreditRole::Primary), "{credits:?}");
     }
@@ -735,14 +736,21 @@ mod tests {
         let theirs = page.data[1].attributes.as_ref().unwrap();
         assert!(!theirs.can_edit && theirs.has_catalog && theirs.last_modified_date.is_none());
         let error = crate::http::ErrorBody::parse(include_bytes!("testdata/error_403.json"));
-        assert_eq!((error.reason.as_deref(), error.message.as_deref()), (Some("40300"), Some("Invalid authentication")));
+        assert_eq!(
+            (error.reason.as_deref(), error.message.as_deref()),
+            (Some("40300"), Some("Invalid authentication"))
+        );
     }
 
     #[test]
     fn malformed_json_is_a_protocol_error_naming_the_field() {
         let provider: dnp_core::ProviderId = "apple_music".parse().unwrap();
-        let err = crate::http::decode_json::<Page<LibrarySong>>(&provider, "GET /v1/me/library/songs", br#"{"data":[{"id":7}]}"#)
-            .unwrap_err();
+        let err = crate::http::decode_json::<Page<LibrarySong>>(
+            &provider,
+            "GET /v1/me/library/songs",
+            br#"{"data":[{"id":7}]}"#,
+        )
+        .unwrap_err();
         assert_eq!(err.code(), "protocol");
         assert!(err.to_string().contains("data[0].id"), "{err}");
     }

@@ -45,7 +45,11 @@ struct Scan<'a> {
 }
 
 impl Scan<'_> {
-    async fn page<T>(&self, section: &str, request: impl Future<Output = Result<T, ProviderError>>) -> Result<T, ProviderError> {
+    async fn page<T>(
+        &self,
+        section: &str,
+        request: impl Future<Output = Result<T, ProviderError>>,
+    ) -> Result<T, ProviderError> {
         let result = {
             let _permit = self.gate.acquire().await.ok();
             request.await
@@ -121,10 +125,11 @@ impl Scan<'_> {
             }
         }
         self.known.fetch_add(calls.len() as u64, Ordering::Relaxed);
-        let ratings = try_join_all(calls.iter().map(|(ids, is_library)| {
-            self.page("ratings", self.client.song_ratings(self.session, ids, *is_library))
-        }))
-        .await?;
+        let ratings =
+            try_join_all(calls.iter().map(|(ids, is_library)| {
+                self.page("ratings", self.client.song_ratings(self.session, ids, *is_library))
+            }))
+            .await?;
         Ok(ratings.into_iter().flatten().filter(|r| r.attributes.value < 0).map(|r| r.id).collect())
     }
 
@@ -134,7 +139,8 @@ impl Scan<'_> {
         };
         let storefront = self.client.storefront();
         let id = listed.id;
-        let tracks = self.list("playlist tracks", |offset| self.client.playlist_tracks(self.session, &id, offset)).await?;
+        let tracks =
+            self.list("playlist tracks", |offset| self.client.playlist_tracks(self.session, &id, offset)).await?;
         // Positions count every entry, also one dnp cannot read (no attributes).
         let items = tracks
             .iter()

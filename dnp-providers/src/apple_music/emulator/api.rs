@@ -63,7 +63,12 @@ pub(crate) struct ApiError {
 }
 
 impl ApiError {
-    pub(crate) fn new(status: StatusCode, code: &'static str, title: &'static str, detail: impl Into<Cow<'static, str>>) -> Self {
+    pub(crate) fn new(
+        status: StatusCode,
+        code: &'static str,
+        title: &'static str,
+        detail: impl Into<Cow<'static, str>>,
+    ) -> Self {
         Self { status, code, title, detail: detail.into(), retry_after: None }
     }
 
@@ -94,15 +99,20 @@ impl ApiError {
                 let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
                 Self::new(status, "50000", "Upstream Service Error", "An unexpected error occurred")
             }
-            FaultKind::Timeout { .. } => Self::new(StatusCode::GATEWAY_TIMEOUT, "50400", "Gateway Timeout", "Timed out"),
-            FaultKind::Slow { .. } => Self::new(StatusCode::SERVICE_UNAVAILABLE, "50300", "Service Unavailable", "Busy"),
+            FaultKind::Timeout { .. } => {
+                Self::new(StatusCode::GATEWAY_TIMEOUT, "50400", "Gateway Timeout", "Timed out")
+            }
+            FaultKind::Slow { .. } => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "50300", "Service Unavailable", "Busy")
+            }
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let id: String = random_token("").chars().filter(char::is_ascii_alphanumeric).take(26).collect::<String>().to_uppercase();
+        let id: String =
+            random_token("").chars().filter(char::is_ascii_alphanumeric).take(26).collect::<String>().to_uppercase();
         let body = json!({ "errors": [{
             "id": id,
             "title": self.title,
@@ -132,7 +142,9 @@ impl Params {
     }
 
     fn list(&self, name: &str) -> Vec<String> {
-        self.get(name).map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()).unwrap_or_default()
+        self.get(name)
+            .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
+            .unwrap_or_default()
     }
 
     fn includes(&self, name: &str, what: &str) -> bool {
@@ -272,8 +284,10 @@ impl Render<'_> {
             },
         });
         if with_artists {
-            let artists: Vec<Value> = rec.artists.iter().filter_map(|c| c.id.as_deref()).map(|a| self.artist(a)).collect();
-            album["relationships"] = json!({ "artists": { "href": format!("/v1/catalog/us/albums/{id}/artists"), "data": artists } });
+            let artists: Vec<Value> =
+                rec.artists.iter().filter_map(|c| c.id.as_deref()).map(|a| self.artist(a)).collect();
+            album["relationships"] =
+                json!({ "artists": { "href": format!("/v1/catalog/us/albums/{id}/artists"), "data": artists } });
         }
         album
     }
@@ -294,12 +308,19 @@ impl Render<'_> {
         });
         let mut relationships = serde_json::Map::new();
         if include.song_artists {
-            let artists: Vec<Value> = song.credits.iter().filter_map(|c| c.id.as_deref()).map(|a| self.artist(a)).collect();
-            relationships.insert("artists".into(), json!({ "href": format!("/v1/catalog/us/songs/{id}/artists"), "data": artists }));
+            let artists: Vec<Value> =
+                song.credits.iter().filter_map(|c| c.id.as_deref()).map(|a| self.artist(a)).collect();
+            relationships.insert(
+                "artists".into(),
+                json!({ "href": format!("/v1/catalog/us/songs/{id}/artists"), "data": artists }),
+            );
         }
         if include.song_albums {
             let albums: Vec<Value> = song.album.iter().map(|a| self.catalog_album(a, true)).collect();
-            relationships.insert("albums".into(), json!({ "href": format!("/v1/catalog/us/songs/{id}/albums"), "data": albums }));
+            relationships.insert(
+                "albums".into(),
+                json!({ "href": format!("/v1/catalog/us/songs/{id}/albums"), "data": albums }),
+            );
         }
         if !relationships.is_empty() {
             value["relationships"] = Value::Object(relationships);
@@ -414,9 +435,11 @@ pub(crate) fn routes() -> Router<App> {
 /// (the token) and `state`.
 async fn musickit_authorize(State(app): State<App>, RawQuery(q): RawQuery) -> Response {
     let params = Params::parse(q);
-    let Some(redirect) = params.get("redirect_uri").filter(|r| url::Url::parse(r).is_ok_and(|u| matches!(u.scheme(), "http" | "https")))
+    let Some(redirect) =
+        params.get("redirect_uri").filter(|r| url::Url::parse(r).is_ok_and(|u| matches!(u.scheme(), "http" | "https")))
     else {
-        return (StatusCode::BAD_REQUEST, "MusicKit emulator: redirect_uri (an http(s) URL) is required").into_response();
+        return (StatusCode::BAD_REQUEST, "MusicKit emulator: redirect_uri (an http(s) URL) is required")
+            .into_response();
     };
     let Some(state) = params.get("state").filter(|s| !s.is_empty()) else {
         return (StatusCode::BAD_REQUEST, "MusicKit emulator: state is required").into_response();
@@ -483,7 +506,12 @@ fn user_playlist<'a>(store: &'a Store, user: &str, id: &str) -> Result<&'a super
     store.playlists.get(id).filter(|_| in_library).ok_or_else(|| ApiError::not_found("No related resources found"))
 }
 
-async fn playlist_tracks(State(app): State<App>, headers: HeaderMap, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult {
+async fn playlist_tracks(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
     let user = check_user(&app, &headers)?;
     let params = Params::parse(q);
     let include = Include::of(&params);
@@ -500,7 +528,8 @@ async fn playlist_tracks(State(app): State<App>, headers: HeaderMap, Path(id): P
 
 async fn playlist_append(State(app): State<App>, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> ApiResult {
     let user = check_user(&app, &headers)?;
-    let body: Value = serde_json::from_slice(&body).map_err(|_| ApiError::bad_request("The request body is not valid JSON"))?;
+    let body: Value =
+        serde_json::from_slice(&body).map_err(|_| ApiError::bad_request("The request body is not valid JSON"))?;
     let data = body.get("data").and_then(Value::as_array).ok_or_else(|| ApiError::bad_request("`data` is required"))?;
     if data.is_empty() || data.len() > MAX_TRACKS {
         return Err(ApiError::bad_request("`data` must hold 1 to 100 tracks"));
@@ -512,7 +541,9 @@ async fn playlist_append(State(app): State<App>, headers: HeaderMap, Path(id): P
     }
     let mut ids = Vec::with_capacity(data.len());
     for item in data {
-        let (Some(tid), Some(kind)) = (item.get("id").and_then(Value::as_str), item.get("type").and_then(Value::as_str)) else {
+        let (Some(tid), Some(kind)) =
+            (item.get("id").and_then(Value::as_str), item.get("type").and_then(Value::as_str))
+        else {
             return Err(ApiError::bad_request("each track needs `id` and `type`"));
         };
         let catalog = match kind {
@@ -543,7 +574,11 @@ async fn library_add(State(app): State<App>, headers: HeaderMap, RawQuery(q): Ra
         return Err(ApiError::bad_request("at most 100 ids of each type"));
     }
     let mut store = lock(&app.store);
-    if let Some(bad) = songs.iter().find(|s| !store.songs.contains_key(*s)).or_else(|| albums.iter().find(|a| !store.albums.contains_key(*a))) {
+    if let Some(bad) = songs
+        .iter()
+        .find(|s| !store.songs.contains_key(*s))
+        .or_else(|| albums.iter().find(|a| !store.albums.contains_key(*a)))
+    {
         return Err(ApiError::bad_request(format!("unknown id `{bad}`")));
     }
     store.add_songs(&user, &songs);
@@ -574,7 +609,12 @@ fn rating_json(kind: &str, id: &str, value: i8) -> Value {
     json!({ "id": id, "type": "ratings", "href": format!("/v1/me/ratings/{kind}/{id}"), "attributes": { "value": value } })
 }
 
-async fn ratings(State(app): State<App>, headers: HeaderMap, Path(kind): Path<String>, RawQuery(q): RawQuery) -> ApiResult {
+async fn ratings(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(kind): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
     let user = check_user(&app, &headers)?;
     let ids = Params::parse(q).list("ids");
     if ids.is_empty() || ids.len() > MAX_IDS {
@@ -592,15 +632,22 @@ async fn ratings(State(app): State<App>, headers: HeaderMap, Path(kind): Path<St
     Ok(ok(json!({ "data": data })))
 }
 
-async fn rate(State(app): State<App>, headers: HeaderMap, Path((kind, id)): Path<(String, String)>, body: Bytes) -> ApiResult {
+async fn rate(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path((kind, id)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult {
     let user = check_user(&app, &headers)?;
-    let body: Value = serde_json::from_slice(&body).map_err(|_| ApiError::bad_request("The request body is not valid JSON"))?;
+    let body: Value =
+        serde_json::from_slice(&body).map_err(|_| ApiError::bad_request("The request body is not valid JSON"))?;
     let value = body.pointer("/attributes/value").and_then(Value::as_i64).filter(|v| *v == 1 || *v == -1);
     let (Some(value), Some("rating")) = (value, body.get("type").and_then(Value::as_str)) else {
         return Err(ApiError::bad_request("a rating is {\"type\": \"rating\", \"attributes\": {\"value\": 1 or -1}}"));
     };
     let mut store = lock(&app.store);
-    let catalog = rated_song(&store, &user, &kind, &id)?.ok_or_else(|| ApiError::not_found(format!("no {kind} `{id}`")))?;
+    let catalog =
+        rated_song(&store, &user, &kind, &id)?.ok_or_else(|| ApiError::not_found(format!("no {kind} `{id}`")))?;
     if let Some(u) = store.users.get_mut(&user) {
         u.ratings.insert(catalog, value as i8);
     }
@@ -610,7 +657,8 @@ async fn rate(State(app): State<App>, headers: HeaderMap, Path((kind, id)): Path
 async fn unrate(State(app): State<App>, headers: HeaderMap, Path((kind, id)): Path<(String, String)>) -> ApiResult {
     let user = check_user(&app, &headers)?;
     let mut store = lock(&app.store);
-    let catalog = rated_song(&store, &user, &kind, &id)?.ok_or_else(|| ApiError::not_found(format!("no {kind} `{id}`")))?;
+    let catalog =
+        rated_song(&store, &user, &kind, &id)?.ok_or_else(|| ApiError::not_found(format!("no {kind} `{id}`")))?;
     if let Some(u) = store.users.get_mut(&user) {
         u.ratings.remove(&catalog);
     }
@@ -626,11 +674,16 @@ async fn search(State(app): State<App>, headers: HeaderMap, RawQuery(q): RawQuer
     }
     let limit = match params.get("limit") {
         None => 5,
-        Some(v) => v.parse::<usize>().ok().filter(|l| (1..=25).contains(l)).ok_or_else(|| ApiError::bad_request("Value of 'limit' must be between 1 and 25"))?,
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|l| (1..=25).contains(l))
+            .ok_or_else(|| ApiError::bad_request("Value of 'limit' must be between 1 and 25"))?,
     };
     let store = lock(&app.store);
     let render = Render { store: &store };
-    let mut hits: Vec<(&String, &String)> = store.artists.iter().filter(|(_, name)| normalize_name(name).contains(&term)).collect();
+    let mut hits: Vec<(&String, &String)> =
+        store.artists.iter().filter(|(_, name)| normalize_name(name).contains(&term)).collect();
     hits.sort_by_key(|(id, name)| (normalize_name(name) != term, name.len(), (*id).clone()));
     if !params.includes("types", "artists") || hits.is_empty() {
         return Ok(ok(json!({ "results": {} })));

@@ -120,7 +120,7 @@ impl Shared {
     pub(crate) fn issue_user_token(&self, user_id: &str, ttl: Duration) -> String {
         let token = random_token("Am");
         let mut store = lock(&self.store);
-        store.users.entry(user_id.to_owned()).or_insert_with(UserRec::default);
+        store.users.entry(user_id.to_owned()).or_default();
         let now = Instant::now();
         if store.user_tokens.len() > 4096 {
             store.user_tokens.retain(|_, t| t.expires_at > now);
@@ -203,8 +203,12 @@ impl AppleMusicEmulator {
         let public_key = DecodingKey::from_ec_pem(public_key_pem.as_bytes()).map_err(io::Error::other)?;
         let faults = FaultInjector::new(config.seed, Some("/v1".to_owned()));
         let renderer: FaultRenderer = Arc::new(|kind| ApiError::from_fault(kind).into_response());
-        let instrumentation =
-            Instrumentation { faults: faults.clone(), latency: Latency::new(config.latency), log: RequestLog::new(), renderer };
+        let instrumentation = Instrumentation {
+            faults: faults.clone(),
+            latency: Latency::new(config.latency),
+            log: RequestLog::new(),
+            renderer,
+        };
         let mut store = Store::new(provider, config.seed);
         store.users.insert(DEFAULT_USER.to_owned(), UserRec::default());
         let shared = Arc::new(Shared {
@@ -220,9 +224,7 @@ impl AppleMusicEmulator {
         let routes_state = shared.clone();
         let server = serve_with(move |_: SocketAddr| {
             let router = api::routes()
-                .fallback(|| async {
-                    ApiError::not_found("The requested resource does not exist")
-                })
+                .fallback(|| async { ApiError::not_found("The requested resource does not exist") })
                 .method_not_allowed_fallback(|| async {
                     ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "40500", "Method Not Allowed", "Method not allowed")
                 })

@@ -215,7 +215,11 @@ impl Store {
     pub(crate) fn track(&self, id: &str) -> Option<Track> {
         let song = self.songs.get(id)?;
         let album = song.album.as_ref().and_then(|a| {
-            self.albums.get(a).map(|rec| AlbumRef { id: a.clone(), title: rec.title.clone(), artists: rec.artists.clone() })
+            self.albums.get(a).map(|rec| AlbumRef {
+                id: a.clone(),
+                title: rec.title.clone(),
+                artists: rec.artists.clone(),
+            })
         });
         Some(Track {
             id: id.to_owned(),
@@ -268,7 +272,11 @@ impl Store {
             .filter_map(|id| {
                 let name = self.artists.get(id)?;
                 Some(FollowedArtist {
-                    artist: Artist { id: id.clone(), name: name.clone(), url: Some(super::api::catalog_url("artist", id, name)) },
+                    artist: Artist {
+                        id: id.clone(),
+                        name: name.clone(),
+                        url: Some(super::api::catalog_url("artist", id, name)),
+                    },
                     entry_id: Some(library_id("r", id)),
                 })
             })
@@ -290,7 +298,12 @@ impl Store {
                         .iter()
                         .enumerate()
                         .filter_map(|(i, t)| {
-                            Some(PlaylistItem { position: i as u32, track: self.track(t)?, added_at: None, item_id: None })
+                            Some(PlaylistItem {
+                                position: i as u32,
+                                track: self.track(t)?,
+                                added_at: None,
+                                item_id: None,
+                            })
                         })
                         .collect(),
                     url: Some(crate::apple_music::model::library_playlist_link(id)),
