@@ -103,7 +103,8 @@ CREATE TABLE IF NOT EXISTS batches (
     updated_at BIGINT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS batches_user ON batches (user_id, created_at);
-CREATE INDEX IF NOT EXISTS batches_plan ON batches (plan_id);
+-- One batch per provider of a plan (rollback batches carry no plan id).
+CREATE UNIQUE INDEX IF NOT EXISTS batches_plan_provider ON batches (plan_id, provider);
 CREATE INDEX IF NOT EXISTS batches_rollback_of ON batches (rollback_of);
 
 -- The write-ahead action log of each batch (dnp_core::ActionLog). The after-state is

@@ -104,6 +104,14 @@ pub struct ProviderSettings {
     /// `PUBLIC_BASE_URL/api/v1/connections/spotify/callback`), `SPOTIFY_API_BASE_URL`,
     /// `SPOTIFY_ACCOUNTS_BASE_URL`).
     pub spotify: Option<dnp_providers::spotify::SpotifyConfig>,
+    /// YouTube Music (`YOUTUBE_CLIENT_ID`, `YOUTUBE_CLIENT_SECRET`, `YOUTUBE_REDIRECT_URI`
+    /// (default `PUBLIC_BASE_URL/api/v1/connections/youtube_music/callback`),
+    /// `YOUTUBE_API_BASE_URL`, `GOOGLE_AUTH_BASE_URL`, `YOUTUBE_DAILY_QUOTA`).
+    pub youtube_music: Option<dnp_providers::youtube_music::YouTubeMusicConfig>,
+    /// TIDAL (`TIDAL_CLIENT_ID`, `TIDAL_CLIENT_SECRET`, `TIDAL_REDIRECT_URI` (default
+    /// `PUBLIC_BASE_URL/api/v1/connections/tidal/callback`), `TIDAL_API_BASE_URL`,
+    /// `TIDAL_AUTH_BASE_URL`, `TIDAL_AUTHORIZE_URL`).
+    pub tidal: Option<dnp_providers::tidal::TidalConfig>,
 }
 
 fn provider_error(e: dnp_providers::http::ConfigError) -> ConfigError {
@@ -258,20 +266,28 @@ impl Config {
             other => ConfigError::new("queue", other.to_string()),
         })?;
 
-        let spotify = match get("SPOTIFY_CLIENT_ID") {
-            None => None,
-            Some(_) => {
-                let redirect = default_redirect_uri(&public_base_url, "spotify");
-                let lookup = |name: &str| match (name, get(name)) {
-                    ("SPOTIFY_REDIRECT_URI", None) => Some(redirect.clone()),
+        // A service is on when its client id is set; its redirect URI defaults to our callback.
+        let with_redirect = |id_var: &str, redirect_var: &'static str, provider: &str| {
+            get(id_var).map(|_| {
+                let redirect = default_redirect_uri(&public_base_url, provider);
+                move |name: &str| match (name, get(name)) {
+                    (n, None) if n == redirect_var => Some(redirect.clone()),
                     (_, v) => v,
-                };
-                Some(dnp_providers::spotify::SpotifyConfig::from_lookup(lookup).map_err(provider_error)?)
-            }
+                }
+            })
         };
+        let spotify = with_redirect("SPOTIFY_CLIENT_ID", "SPOTIFY_REDIRECT_URI", "spotify")
+            .map(|lookup| dnp_providers::spotify::SpotifyConfig::from_lookup(lookup).map_err(provider_error))
+            .transpose()?;
+        let youtube_music = with_redirect("YOUTUBE_CLIENT_ID", "YOUTUBE_REDIRECT_URI", "youtube_music")
+            .map(|lookup| dnp_providers::youtube_music::YouTubeMusicConfig::from_lookup(lookup).map_err(provider_error))
+            .transpose()?;
+        let tidal = with_redirect("TIDAL_CLIENT_ID", "TIDAL_REDIRECT_URI", "tidal")
+            .map(|lookup| dnp_providers::tidal::TidalConfig::from_lookup(lookup).map_err(provider_error))
+            .transpose()?;
 
         Ok(Self {
-            providers: ProviderSettings { spotify },
+            providers: ProviderSettings { spotify, youtube_music, tidal },
             kms,
             data_key_cache_size,
             queue,

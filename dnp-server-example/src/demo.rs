@@ -14,6 +14,10 @@ use dnp_core::{ArtistIdentity, DnpEntry, EntryId, EntrySource, LibrarySnapshot, 
 use dnp_providers::emulator::{EmulatorConfig, LibraryShape, generate_library};
 use dnp_providers::spotify::SpotifyConfig;
 use dnp_providers::spotify::emulator::SpotifyEmulator;
+use dnp_providers::tidal::TidalConfig;
+use dnp_providers::tidal::emulator::TidalEmulator;
+use dnp_providers::youtube_music::YouTubeMusicConfig;
+use dnp_providers::youtube_music::emulator::YouTubeMusicEmulator;
 use secrecy::SecretString;
 
 use crate::config::{Config, Mode, default_redirect_uri};
@@ -48,6 +52,10 @@ pub struct Demo {
     pub state: AppState,
     /// The Spotify emulator.
     pub spotify: SpotifyEmulator,
+    /// The YouTube Music emulator.
+    pub youtube_music: YouTubeMusicEmulator,
+    /// The TIDAL emulator.
+    pub tidal: TidalEmulator,
     stop: tokio::sync::watch::Sender<bool>,
     server: tokio::task::JoinHandle<Result<(), StartError>>,
     worker: tokio::task::JoinHandle<()>,
@@ -136,21 +144,58 @@ pub async fn start(options: DemoOptions) -> Result<Demo, StartError> {
     }
     let config = Config::from_lookup(Mode::Demo, |k| vars.get(k).cloned())?;
 
-    // The emulated services.
-    let spotify_id = ProviderId::new(ProviderId::SPOTIFY).map_err(|e| StartError::Backend(e.to_string()))?;
-    let emulator = SpotifyEmulator::start(EmulatorConfig::default())
-        .map_err(|e| StartError::Backend(format!("Spotify emulator: {e}")))?;
-    let library = generate_library(&spotify_id, options.shape.unwrap_or(LibraryShape::DEMO), 42);
-    emulator.seed_user(DEMO_LISTENER, &library);
-    emulator.sign_in_as(DEMO_LISTENER);
-    let redirect = default_redirect_uri(&url, "spotify");
-    emulator.register_redirect_uri(&redirect).map_err(|e| StartError::Backend(format!("Spotify emulator: {e}")))?;
-    let spotify_config =
-        SpotifyConfig::new(emulator.client_id(), Some(SecretString::from(emulator.client_secret())), redirect)
-            .and_then(|c| c.with_base_urls(emulator.api_base_url(), emulator.accounts_base_url()))
-            .map_err(|e| StartError::Backend(format!("Spotify emulator config: {e}")))?;
+    // The emulated services, each seeded with its own generated library for the listener.
+    let shape = options.shape.unwrap_or(LibraryShape::DEMO);
+    let emu_err = |what: &str| {
+        let what = what.to_owned();
+        move |e: dnp_providers::emulator::EmulatorError| StartError::Backend(format!("{what} emulator: {e}"))
+    };
+    let cfg_err = |what: &str| {
+        let what = what.to_owned();
+        move |e: dnp_providers::http::ConfigError| StartError::Backend(format!("{what} emulator settings: {e}"))
+    };
+    let library_of = |id: &str| -> Result<LibrarySnapshot, StartError> {
+        let provider = ProviderId::new(id).map_err(|e| StartError::Backend(e.to_string()))?;
+        Ok(generate_library(&provider, shape, 42))
+    };
     let mut providers = Providers::new();
-    crate::run::register_spotify(&mut providers, spotify_config)?;
+
+    let spotify = SpotifyEmulator::start(EmulatorConfig::default())?;
+    let spotify_library = library_of(ProviderId::SPOTIFY)?;
+    spotify.seed_user(DEMO_LISTENER, &spotify_library);
+    spotify.sign_in_as(DEMO_LISTENER);
+    let redirect = default_redirect_uri(&url, ProviderId::SPOTIFY);
+    spotify.register_redirect_uri(&redirect).map_err(emu_err("Spotify"))?;
+    let config_spotify =
+        SpotifyConfig::new(spotify.client_id(), Some(SecretString::from(spotify.client_secret())), redirect)
+            .and_then(|c| c.with_base_urls(spotify.api_base_url(), spotify.accounts_base_url()))
+            .map_err(cfg_err("Spotify"))?;
+    crate::run::register_spotify(&mut providers, config_spotify)?;
+
+    let youtube_music = YouTubeMusicEmulator::start(EmulatorConfig::default())?;
+    youtube_music.seed_user(DEMO_LISTENER, &library_of(ProviderId::YOUTUBE_MUSIC)?);
+    youtube_music.sign_in_as(DEMO_LISTENER);
+    let redirect = default_redirect_uri(&url, ProviderId::YOUTUBE_MUSIC);
+    youtube_music.register_redirect_uri(&redirect).map_err(emu_err("YouTube Music"))?;
+    let config_youtube = YouTubeMusicConfig::new(
+        youtube_music.client_id(),
+        Some(SecretString::from(youtube_music.client_secret())),
+        redirect,
+    )
+    .and_then(|c| c.with_base_urls(youtube_music.api_base_url(), youtube_music.auth_base_url()))
+    .map_err(cfg_err("YouTube Music"))?;
+    crate::run::register_youtube_music(&mut providers, config_youtube)?;
+
+    let tidal = TidalEmulator::start(EmulatorConfig::default())?;
+    tidal.seed_user(DEMO_LISTENER, &library_of(ProviderId::TIDAL)?);
+    tidal.sign_in_as(DEMO_LISTENER);
+    let redirect = default_redirect_uri(&url, ProviderId::TIDAL);
+    tidal.register_redirect_uri(&redirect).map_err(emu_err("TIDAL"))?;
+    let config_tidal = TidalConfig::new(tidal.client_id(), Some(SecretString::from(tidal.client_secret())), redirect)
+        .and_then(|c| c.with_base_urls(tidal.api_base_url(), tidal.auth_base_url(), tidal.authorize_url()))
+        .map_err(cfg_err("TIDAL"))?;
+    crate::run::register_tidal(&mut providers, config_tidal)?;
+    let library = spotify_library;
 
     crate::api::ops::install_metrics();
     let db = connect_and_migrate(&config).await?;
@@ -165,7 +210,7 @@ pub async fn start(options: DemoOptions) -> Result<Demo, StartError> {
     let server = tokio::spawn(crate::run::serve_listener(state.clone(), listener, async move {
         let _ = server_stop.wait_for(|s| *s).await;
     }));
-    Ok(Demo { url, data_dir, state, spotify: emulator, stop, server, worker, _temp: temp })
+    Ok(Demo { url, data_dir, state, spotify, youtube_music, tidal, stop, server, worker, _temp: temp })
 }
 
 /// Creates the demo account with a starter DNP list, once.
@@ -207,6 +252,8 @@ impl Demo {
         let _ = self.worker.await;
         self.state.db().close().await;
         self.spotify.shutdown();
+        self.youtube_music.shutdown();
+        self.tidal.shutdown();
     }
 
     /// What to print for a person: where it runs, the demo sign-in, and a walkthrough.
@@ -214,13 +261,16 @@ impl Demo {
         let u = &self.url;
         let data = self.data_dir.display();
         let spotify = self.spotify.api_base_url();
+        let youtube = self.youtube_music.api_base_url();
+        let tidal = self.tidal.api_base_url();
         [
             String::new(),
             format!("  dnp demo is running: open {u}"),
             String::new(),
             format!("  API:       {u}/api/v1  (OpenAPI document: {u}/api/v1/openapi.json)"),
             format!("  Sign in:   {DEMO_EMAIL} / {DEMO_PASSWORD}"),
-            format!("  Emulated:  Spotify at {spotify} (OAuth, library, removals)"),
+            format!("  Emulated:  Spotify at {spotify}, YouTube Music at {youtube}, TIDAL at {tidal}"),
+            "             (OAuth, libraries, removals; provider ids spotify, youtube_music, tidal)".to_owned(),
             format!("  Data:      {data}"),
             String::new(),
             "  Walk through it with curl:".to_owned(),

@@ -130,10 +130,20 @@ impl HealthCheck for RedisHealth {
 /// When a provider's settings are wrong.
 pub fn providers_from_env(config: &Config) -> Result<Providers, StartError> {
     let mut providers = Providers::new();
-    if let Some(spotify) = &config.providers.spotify {
-        register_spotify(&mut providers, spotify.clone())?;
+    if let Some(c) = &config.providers.spotify {
+        register_spotify(&mut providers, c.clone())?;
+    }
+    if let Some(c) = &config.providers.youtube_music {
+        register_youtube_music(&mut providers, c.clone())?;
+    }
+    if let Some(c) = &config.providers.tidal {
+        register_tidal(&mut providers, c.clone())?;
     }
     Ok(providers)
+}
+
+fn adapter_error(var: &str) -> impl Fn(dnp_providers::http::ConfigError) -> StartError + '_ {
+    move |e| StartError::Config(ConfigError::new(var, e.to_string()))
 }
 
 /// Registers the Spotify adapter with `config`.
@@ -144,11 +154,37 @@ pub fn register_spotify(
     providers: &mut Providers,
     config: dnp_providers::spotify::SpotifyConfig,
 ) -> Result<(), StartError> {
-    let auth = dnp_providers::spotify::SpotifyAuth::new(config.clone())
-        .map_err(|e| StartError::Config(ConfigError::new("SPOTIFY_CLIENT_ID", e.to_string())))?;
-    let provider = dnp_providers::spotify::SpotifyProvider::new(config)
-        .map_err(|e| StartError::Config(ConfigError::new("SPOTIFY_CLIENT_ID", e.to_string())))?;
+    use dnp_providers::spotify::{SpotifyAuth, SpotifyProvider};
+    let auth = SpotifyAuth::new(config.clone()).map_err(adapter_error("SPOTIFY_CLIENT_ID"))?;
+    let provider = SpotifyProvider::new(config).map_err(adapter_error("SPOTIFY_CLIENT_ID"))?;
     providers.register(Arc::new(provider), Arc::new(auth), "Spotify");
+    Ok(())
+}
+
+/// Registers the YouTube Music adapter with `config`.
+///
+/// # Errors
+/// When the adapter refuses the configuration.
+pub fn register_youtube_music(
+    providers: &mut Providers,
+    config: dnp_providers::youtube_music::YouTubeMusicConfig,
+) -> Result<(), StartError> {
+    use dnp_providers::youtube_music::{YouTubeMusicAuth, YouTubeMusicProvider};
+    let auth = YouTubeMusicAuth::new(config.clone()).map_err(adapter_error("YOUTUBE_CLIENT_ID"))?;
+    let provider = YouTubeMusicProvider::new(config).map_err(adapter_error("YOUTUBE_CLIENT_ID"))?;
+    providers.register(Arc::new(provider), Arc::new(auth), "YouTube Music");
+    Ok(())
+}
+
+/// Registers the TIDAL adapter with `config`.
+///
+/// # Errors
+/// When the adapter refuses the configuration.
+pub fn register_tidal(providers: &mut Providers, config: dnp_providers::tidal::TidalConfig) -> Result<(), StartError> {
+    use dnp_providers::tidal::{TidalAuth, TidalProvider};
+    let auth = TidalAuth::new(config.clone()).map_err(adapter_error("TIDAL_CLIENT_ID"))?;
+    let provider = TidalProvider::new(config).map_err(adapter_error("TIDAL_CLIENT_ID"))?;
+    providers.register(Arc::new(provider), Arc::new(auth), "TIDAL");
     Ok(())
 }
 

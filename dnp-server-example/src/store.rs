@@ -292,7 +292,7 @@ pub(crate) async fn insert_batch(
 ) -> Result<(), ApiError> {
     let now = now_ms();
     let total = plan.actions().count() as i64;
-    with_pool!(db, pool => {
+    let result = with_pool!(db, pool => {
         sqlx::query(
             "INSERT INTO batches (id, user_id, provider, kind, plan_id, rollback_of, status, plan_json, total_actions, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $8, $9, $9)",
@@ -307,10 +307,16 @@ pub(crate) async fn insert_batch(
         .bind(total)
         .bind(now)
         .execute(pool)
-        .await?
-        .rows_affected()
+        .await
+        .map(|r| r.rows_affected())
     });
-    Ok(())
+    match result {
+        Ok(_) => Ok(()),
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            Err(ApiError::conflict("batch_exists", "this plan is already being executed"))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// A batch by id (any user's: callers check the owner).

@@ -100,14 +100,14 @@ async fn scheduler_loop(state: AppState, mut shutdown: watch::Receiver<bool>) {
         }
         state.0.limiter.prune();
         cleanup_tick += 1;
-        if cleanup_tick % 60 == 1 {
-            if let Some(q) = &state.backends().queue_maintenance {
-                let older = chrono::Utc::now() - chrono::Duration::days(14);
-                match q.cleanup(older, state.config().queue.cleanup_batch).await {
-                    Ok(n) if n > 0 => tracing::info!(removed = n, "finished jobs cleaned up"),
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "job cleanup failed"),
-                }
+        if cleanup_tick % 60 == 1
+            && let Some(q) = &state.backends().queue_maintenance
+        {
+            let older = chrono::Utc::now() - chrono::Duration::days(14);
+            match q.cleanup(older, state.config().queue.cleanup_batch).await {
+                Ok(n) if n > 0 => tracing::info!(removed = n, "finished jobs cleaned up"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "job cleanup failed"),
             }
         }
         tokio::select! {

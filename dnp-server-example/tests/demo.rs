@@ -82,44 +82,68 @@ async fn demo_sign_in_connect_scan_preview_enforce_rollback() {
     let (_, list) = c.get("/dnp").await;
     assert_eq!(list["items"].as_array().unwrap().len(), 3, "{list}");
 
-    // Connect Spotify: authorize URL → the emulator approves and redirects to our callback.
-    let (_, auth) = c.get("/connections/spotify/authorize").await;
-    let url = auth["authorize_url"].as_str().unwrap();
-    let redirect = http.get(url).send().await.unwrap();
-    assert_eq!(redirect.status().as_u16(), 302);
-    let callback = redirect.headers()["location"].to_str().unwrap().to_owned();
-    assert!(callback.starts_with(&format!("{}/api/v1/connections/spotify/callback", demo.url)), "{callback}");
-    let resp = http.get(&callback).bearer_auth(&c.token).send().await.unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
+    // Connect every emulated service: authorize URL → the emulator approves and redirects
+    // to our callback.
+    let ids: Vec<String> =
+        index["providers"].as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(ids, ["spotify", "tidal", "youtube_music"]);
+    for id in &ids {
+        let (status, auth) = c.get(&format!("/connections/{id}/authorize")).await;
+        assert_eq!(status, 200, "{id}: {auth}");
+        let url = auth["authorize_url"].as_str().unwrap();
+        let redirect = http.get(url).send().await.unwrap();
+        assert_eq!(redirect.status().as_u16(), 302, "{id}: {}", redirect.text().await.unwrap_or_default());
+        let callback = redirect.headers()["location"].to_str().unwrap().to_owned();
+        assert!(callback.starts_with(&format!("{}/api/v1/connections/{id}/callback", demo.url)), "{callback}");
+        let resp = http.get(&callback).bearer_auth(&c.token).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 200, "{id}: {}", resp.text().await.unwrap_or_default());
+    }
     let (_, conns) = c.get("/connections").await;
-    assert_eq!(conns["items"][0]["status"], "active");
+    assert_eq!(conns["items"].as_array().unwrap().len(), 3, "{conns}");
+    assert!(conns["items"].as_array().unwrap().iter().all(|c| c["status"] == "active"), "{conns}");
 
-    // Scan.
+    // Scan all three.
     let (status, scans) = c.post("/library/scans", json!({})).await;
     assert_eq!(status, 202, "{scans}");
-    let job_id = scans["jobs"][0]["id"].as_str().unwrap().to_owned();
-    let job = c.wait(&format!("/jobs/{job_id}"), |j| j["status"] != "queued" && j["status"] != "running").await;
-    assert_eq!(job["status"], "succeeded", "{job}");
-    assert!(job["progress"]["done"].as_u64().unwrap() > 0);
+    assert_eq!(scans["jobs"].as_array().unwrap().len(), 3);
+    for job in scans["jobs"].as_array().unwrap() {
+        let id = job["id"].as_str().unwrap();
+        let job = c.wait(&format!("/jobs/{id}"), |j| j["status"] != "queued" && j["status"] != "running").await;
+        assert_eq!(job["status"], "succeeded", "{job}");
+        assert!(job["progress"]["done"].as_u64().unwrap() > 0);
+    }
 
     // Preview.
     let before = demo.spotify.library(DEMO_LISTENER);
     let (status, plan) = c.post("/enforcement/plans", json!({})).await;
     assert_eq!(status, 201, "{plan}");
-    let total = plan["summary"]["total_actions"].as_u64().unwrap();
+    let spotify_plan = plan["providers"].as_array().unwrap().iter().find(|p| p["provider"] == "spotify").unwrap();
+    let total = spotify_plan["plan"]["summary"]["total_actions"].as_u64().unwrap();
     assert!(total > 0, "{plan}");
 
-    // Enforce.
+    // Enforce on every service the plan touches.
     let (status, started) = c.post("/enforcement/batches", json!({"plan_id": plan["id"]})).await;
     assert_eq!(status, 202, "{started}");
-    let batch_id = started["batches"][0]["id"].as_str().unwrap().to_owned();
-    let batch = c
-        .wait(&format!("/enforcement/batches/{batch_id}"), |b| {
-            !matches!(b["status"].as_str(), Some("queued" | "running"))
-        })
-        .await;
-    assert_eq!(batch["status"], "succeeded", "{}", batch["status_reason"]);
-    assert_eq!(batch["counts"]["confirmed"].as_u64().unwrap(), total);
+    let mut batch_id = String::new();
+    for b in started["batches"].as_array().unwrap() {
+        let id = b["id"].as_str().unwrap();
+        let done = c
+            .wait(&format!("/enforcement/batches/{id}"), |b| {
+                !matches!(b["status"].as_str(), Some("queued" | "running"))
+            })
+            .await;
+        assert!(
+            matches!(done["status"].as_str(), Some("succeeded" | "completed_with_failures")),
+            "{}: {}",
+            b["provider"],
+            done["status_reason"]
+        );
+        if b["provider"] == "spotify" {
+            assert_eq!(done["status"], "succeeded", "{}", done["status_reason"]);
+            assert_eq!(done["counts"]["confirmed"].as_u64().unwrap(), total);
+            batch_id = id.to_owned();
+        }
+    }
     let enforced = demo.spotify.library(DEMO_LISTENER);
     assert!(enforced.item_count() < before.item_count());
 

@@ -396,7 +396,23 @@ async fn create_batches(
             }
         }
         let batch_id = BatchId::new_random();
-        store::insert_batch(state.db(), batch_id, user.user_id, "enforcement", Some(&plan.id), None, &pp.plan).await?;
+        match store::insert_batch(state.db(), batch_id, user.user_id, "enforcement", Some(&plan.id), None, &pp.plan)
+            .await
+        {
+            Ok(()) => {}
+            Err(ApiError::Conflict { .. }) => {
+                // A concurrent request executed the same plan first: answer with its batch.
+                let sql = format!("SELECT {BATCH_COLUMNS} FROM batches WHERE plan_id = $1 AND provider = $2");
+                let row: Option<BatchRow> = with_pool!(state.db(), pool => {
+                    sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(&plan.id).bind(&pp.provider).fetch_optional(pool).await?
+                });
+                if let Some(row) = row {
+                    batches.push(summarize(&state, row).await?);
+                }
+                continue;
+            }
+            Err(e) => return Err(e),
+        }
         enqueue_batch(&state, batch_id, user.user_id, request_id.as_ref().map(|r| r.0.0.clone())).await?;
         let row = store::get_batch(state.db(), &batch_id.to_string())
             .await?
@@ -674,16 +690,8 @@ async fn rollback(
     let plan = dnp_core::rollback_plan(&provider, original.batch_id()?, &done, &entry.provider.capabilities());
     let planned = plan.actions().count() as u64;
     let batch_id = BatchId::new_random();
-    store::insert_batch(
-        state.db(),
-        batch_id,
-        user.user_id,
-        "rollback",
-        original.plan_id.as_deref(),
-        Some(original.batch_id()?),
-        &plan,
-    )
-    .await?;
+    store::insert_batch(state.db(), batch_id, user.user_id, "rollback", None, Some(original.batch_id()?), &plan)
+        .await?;
     enqueue_batch(&state, batch_id, user.user_id, request_id.as_ref().map(|r| r.0.0.clone())).await?;
     let wait = Duration::from_secs(req.wait_seconds.unwrap_or(0).min(60));
     let deadline = tokio::time::Instant::now() + wait;
