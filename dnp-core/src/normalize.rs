@@ -136,7 +136,7 @@ impl Fingerprint {
     fn byte(&mut self, b: u8) {
         self.word = (self.word << 8) | u64::from(b);
         self.len += 1;
-        if self.len % 8 == 0 {
+        if self.len & 7 == 0 {
             self.mix();
         }
     }

@@ -143,7 +143,11 @@ pub struct ArtistCandidate {
 ///   [`Provider::capabilities`]) and returns exactly one [`ActionOutcome`] per action, in
 ///   the batch's order. Partial failure is normal and reported per action.
 ///   `Err` means nothing of the batch was applied (rate limited, breaker open,
-///   needs re-authorization); the caller may retry the whole batch.
+///   needs re-authorization); the caller may retry the whole batch. The one exception an
+///   adapter cannot avoid is a `Transient` error after the request left (a timeout): for
+///   an idempotent kind a retry is harmless; a non-idempotent batch (playlist inserts) is
+///   not retried by the executor but marked `indeterminate`. Adapters should therefore
+///   not retry non-idempotent calls on their own either.
 /// - Removing an item that is already gone is a confirmed outcome (idempotent); so is
 ///   adding one already present. Inserting a playlist item is not idempotent.
 /// - A playlist item batch names its playlist's version when the plan was made; where
