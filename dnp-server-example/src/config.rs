@@ -112,6 +112,12 @@ pub struct ProviderSettings {
     /// `PUBLIC_BASE_URL/api/v1/connections/tidal/callback`), `TIDAL_API_BASE_URL`,
     /// `TIDAL_AUTH_BASE_URL`, `TIDAL_AUTHORIZE_URL`).
     pub tidal: Option<dnp_providers::tidal::TidalConfig>,
+    /// Apple Music (`APPLE_MUSIC_TEAM_ID`, `APPLE_MUSIC_KEY_ID`, `APPLE_MUSIC_PRIVATE_KEY` or
+    /// `APPLE_MUSIC_PRIVATE_KEY_FILE`, `APPLE_MUSIC_CONNECT_URL` (default
+    /// `PUBLIC_BASE_URL/connect/apple-music`), `APPLE_MUSIC_REDIRECT_URI` (default
+    /// `PUBLIC_BASE_URL/api/v1/connections/apple_music/callback`), `APPLE_MUSIC_API_BASE_URL`,
+    /// `APPLE_MUSIC_STOREFRONT`).
+    pub apple_music: Option<dnp_providers::apple_music::AppleMusicConfig>,
 }
 
 fn provider_error(e: dnp_providers::http::ConfigError) -> ConfigError {
@@ -282,12 +288,22 @@ impl Config {
         let youtube_music = with_redirect("YOUTUBE_CLIENT_ID", "YOUTUBE_REDIRECT_URI", "youtube_music")
             .map(|lookup| dnp_providers::youtube_music::YouTubeMusicConfig::from_lookup(lookup).map_err(provider_error))
             .transpose()?;
+        let apple_music = with_redirect("APPLE_MUSIC_TEAM_ID", "APPLE_MUSIC_REDIRECT_URI", "apple_music")
+            .map(|lookup| {
+                let base = public_base_url.clone();
+                let lookup = move |name: &str| match (name, lookup(name)) {
+                    ("PUBLIC_BASE_URL", None) => Some(base.clone()),
+                    (_, v) => v,
+                };
+                dnp_providers::apple_music::AppleMusicConfig::from_lookup(lookup).map_err(provider_error)
+            })
+            .transpose()?;
         let tidal = with_redirect("TIDAL_CLIENT_ID", "TIDAL_REDIRECT_URI", "tidal")
             .map(|lookup| dnp_providers::tidal::TidalConfig::from_lookup(lookup).map_err(provider_error))
             .transpose()?;
 
         Ok(Self {
-            providers: ProviderSettings { spotify, youtube_music, tidal },
+            providers: ProviderSettings { spotify, youtube_music, tidal, apple_music },
             kms,
             data_key_cache_size,
             queue,

@@ -11,6 +11,7 @@ use std::str::FromStr;
 
 use chrono::Utc;
 use dnp_core::{ArtistIdentity, DnpEntry, EntryId, EntrySource, LibrarySnapshot, ProviderId, UserId};
+use dnp_providers::apple_music::emulator::AppleMusicEmulator;
 use dnp_providers::emulator::{EmulatorConfig, LibraryShape, generate_library};
 use dnp_providers::spotify::SpotifyConfig;
 use dnp_providers::spotify::emulator::SpotifyEmulator;
@@ -56,6 +57,8 @@ pub struct Demo {
     pub youtube_music: YouTubeMusicEmulator,
     /// The TIDAL emulator.
     pub tidal: TidalEmulator,
+    /// The Apple Music emulator (its MusicKit stand-in plays the browser's part).
+    pub apple_music: AppleMusicEmulator,
     stop: tokio::sync::watch::Sender<bool>,
     server: tokio::task::JoinHandle<Result<(), StartError>>,
     worker: tokio::task::JoinHandle<()>,
@@ -195,6 +198,13 @@ pub async fn start(options: DemoOptions) -> Result<Demo, StartError> {
         .and_then(|c| c.with_base_urls(tidal.api_base_url(), tidal.auth_base_url(), tidal.authorize_url()))
         .map_err(cfg_err("TIDAL"))?;
     crate::run::register_tidal(&mut providers, config_tidal)?;
+
+    let apple_music = AppleMusicEmulator::start(EmulatorConfig::default())?;
+    apple_music.seed_user(DEMO_LISTENER, &library_of(ProviderId::APPLE_MUSIC)?);
+    apple_music.sign_in_as(DEMO_LISTENER);
+    let mut config_apple = apple_music.adapter_config().map_err(cfg_err("Apple Music"))?;
+    config_apple.redirect_uri = Some(default_redirect_uri(&url, ProviderId::APPLE_MUSIC));
+    crate::run::register_apple_music(&mut providers, config_apple)?;
     let library = spotify_library;
 
     crate::api::ops::install_metrics();
@@ -210,7 +220,7 @@ pub async fn start(options: DemoOptions) -> Result<Demo, StartError> {
     let server = tokio::spawn(crate::run::serve_listener(state.clone(), listener, async move {
         let _ = server_stop.wait_for(|s| *s).await;
     }));
-    Ok(Demo { url, data_dir, state, spotify, youtube_music, tidal, stop, server, worker, _temp: temp })
+    Ok(Demo { url, data_dir, state, spotify, youtube_music, tidal, apple_music, stop, server, worker, _temp: temp })
 }
 
 /// Creates the demo account with a starter DNP list, once.
@@ -254,6 +264,7 @@ impl Demo {
         self.spotify.shutdown();
         self.youtube_music.shutdown();
         self.tidal.shutdown();
+        self.apple_music.shutdown();
     }
 
     /// What to print for a person: where it runs, the demo sign-in, and a walkthrough.
@@ -263,14 +274,16 @@ impl Demo {
         let spotify = self.spotify.api_base_url();
         let youtube = self.youtube_music.api_base_url();
         let tidal = self.tidal.api_base_url();
+        let apple = self.apple_music.api_base_url();
         [
             String::new(),
             format!("  dnp demo is running: open {u}"),
             String::new(),
             format!("  API:       {u}/api/v1  (OpenAPI document: {u}/api/v1/openapi.json)"),
             format!("  Sign in:   {DEMO_EMAIL} / {DEMO_PASSWORD}"),
-            format!("  Emulated:  Spotify at {spotify}, YouTube Music at {youtube}, TIDAL at {tidal}"),
-            "             (OAuth, libraries, removals; provider ids spotify, youtube_music, tidal)".to_owned(),
+            format!("  Emulated:  Spotify at {spotify}, YouTube Music at {youtube},"),
+            format!("             TIDAL at {tidal}, Apple Music at {apple}"),
+            "             (sign-in, libraries, removals; provider ids spotify, youtube_music, tidal, apple_music)".to_owned(),
             format!("  Data:      {data}"),
             String::new(),
             "  Walk through it with curl:".to_owned(),

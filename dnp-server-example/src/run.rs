@@ -139,6 +139,9 @@ pub fn providers_from_env(config: &Config) -> Result<Providers, StartError> {
     if let Some(c) = &config.providers.tidal {
         register_tidal(&mut providers, c.clone())?;
     }
+    if let Some(c) = &config.providers.apple_music {
+        register_apple_music(&mut providers, c.clone())?;
+    }
     Ok(providers)
 }
 
@@ -185,6 +188,21 @@ pub fn register_tidal(providers: &mut Providers, config: dnp_providers::tidal::T
     let auth = TidalAuth::new(config.clone()).map_err(adapter_error("TIDAL_CLIENT_ID"))?;
     let provider = TidalProvider::new(config).map_err(adapter_error("TIDAL_CLIENT_ID"))?;
     providers.register(Arc::new(provider), Arc::new(auth), "TIDAL");
+    Ok(())
+}
+
+/// Registers the Apple Music adapter with `config`.
+///
+/// # Errors
+/// When the adapter refuses the configuration.
+pub fn register_apple_music(
+    providers: &mut Providers,
+    config: dnp_providers::apple_music::AppleMusicConfig,
+) -> Result<(), StartError> {
+    use dnp_providers::apple_music::{AppleMusicAuth, AppleMusicProvider};
+    let auth = AppleMusicAuth::new(config.clone()).map_err(adapter_error("APPLE_MUSIC_TEAM_ID"))?;
+    let provider = AppleMusicProvider::new(config).map_err(adapter_error("APPLE_MUSIC_TEAM_ID"))?;
+    providers.register(Arc::new(provider), Arc::new(auth), "Apple Music");
     Ok(())
 }
 

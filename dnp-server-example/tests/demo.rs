@@ -58,9 +58,7 @@ async fn demo_sign_in_connect_scan_preview_enforce_rollback() {
     assert!(demo.banner().contains(DEMO_PASSWORD));
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
 
-    // The index and the health check answer.
-    let index: Value = http.get(&demo.url).send().await.unwrap().json().await.unwrap();
-    assert_eq!(index["providers"][0]["id"], "spotify");
+    // The health check answers.
     assert_eq!(http.get(format!("{}/health", demo.url)).send().await.unwrap().status().as_u16(), 200);
     let ready = http.get(format!("{}/ready", demo.url)).send().await.unwrap();
     assert_eq!(ready.status().as_u16(), 200, "{}", ready.text().await.unwrap());
@@ -84,9 +82,10 @@ async fn demo_sign_in_connect_scan_preview_enforce_rollback() {
 
     // Connect every emulated service: authorize URL → the emulator approves and redirects
     // to our callback.
+    let (_, available) = c.get("/connections").await;
     let ids: Vec<String> =
-        index["providers"].as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap().to_owned()).collect();
-    assert_eq!(ids, ["spotify", "tidal", "youtube_music"]);
+        available["available"].as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(ids, ["apple_music", "spotify", "tidal", "youtube_music"]);
     for id in &ids {
         let (status, auth) = c.get(&format!("/connections/{id}/authorize")).await;
         assert_eq!(status, 200, "{id}: {auth}");
@@ -99,13 +98,13 @@ async fn demo_sign_in_connect_scan_preview_enforce_rollback() {
         assert_eq!(resp.status().as_u16(), 200, "{id}: {}", resp.text().await.unwrap_or_default());
     }
     let (_, conns) = c.get("/connections").await;
-    assert_eq!(conns["items"].as_array().unwrap().len(), 3, "{conns}");
+    assert_eq!(conns["items"].as_array().unwrap().len(), 4, "{conns}");
     assert!(conns["items"].as_array().unwrap().iter().all(|c| c["status"] == "active"), "{conns}");
 
-    // Scan all three.
+    // Scan all four.
     let (status, scans) = c.post("/library/scans", json!({})).await;
     assert_eq!(status, 202, "{scans}");
-    assert_eq!(scans["jobs"].as_array().unwrap().len(), 3);
+    assert_eq!(scans["jobs"].as_array().unwrap().len(), 4);
     for job in scans["jobs"].as_array().unwrap() {
         let id = job["id"].as_str().unwrap();
         let job = c.wait(&format!("/jobs/{id}"), |j| j["status"] != "queued" && j["status"] != "running").await;
