@@ -53,7 +53,17 @@ enum Phase {
     HalfOpen { probe_in_flight: bool, successes: u32 },
 }
 
-/// A circuit breaker; see the [module docs](self).
+/// The circuit breaker of one provider.
+///
+/// - **Closed**: calls pass; [`BreakerConfig::threshold`] consecutive failures (5xx,
+///   timeouts, connection errors) within [`BreakerConfig::window`] open it.
+/// - **Open**: calls fail at once with `ProviderUnavailable` (saying when a probe will be
+///   let through) for [`BreakerConfig::open_for`].
+/// - **Half-open**: one probe at a time, the other calls waiting for its answer; a failed
+///   probe opens it again, [`BreakerConfig::close_after`] successful probes close it.
+///
+/// A 429 counts neither way. Metrics: `circuit_breaker_state{provider}` (0 closed,
+/// 1 half-open, 2 open) and `circuit_breaker_trips_total{provider}`.
 pub struct CircuitBreaker {
     provider: ProviderId,
     config: BreakerConfig,

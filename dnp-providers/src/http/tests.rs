@@ -342,3 +342,104 @@ async fn a_server_that_never_answers_times_out_as_a_transient_error() {
     holder.abort();
     let _: &ProviderId = api.provider();
 }
+
+/// A recorder keeping the last value of each gauge, the sum of each counter and the count
+/// of each histogram, by `name{label=value,…}`.
+#[derive(Debug, Default, Clone)]
+struct Recorded(Arc<Mutex<std::collections::BTreeMap<String, f64>>>);
+
+#[derive(Debug)]
+struct Cell(String, Recorded);
+
+impl Recorded {
+    fn get(&self, key: &str) -> Option<f64> {
+        self.0.lock().unwrap().get(key).copied()
+    }
+    fn keys(&self) -> Vec<String> {
+        self.0.lock().unwrap().keys().cloned().collect()
+    }
+    fn add(&self, key: &str, v: f64) {
+        *self.0.lock().unwrap().entry(key.to_owned()).or_default() += v;
+    }
+    fn cell(&self, key: &metrics::Key) -> Arc<Cell> {
+        let labels: Vec<String> = key.labels().map(|l| format!("{}={}", l.key(), l.value())).collect();
+        Arc::new(Cell(format!("{}{{{}}}", key.name(), labels.join(",")), self.clone()))
+    }
+}
+
+impl metrics::CounterFn for Cell {
+    fn increment(&self, v: u64) {
+        self.1.add(&self.0, v as f64);
+    }
+    fn absolute(&self, v: u64) {
+        self.1.0.lock().unwrap().insert(self.0.clone(), v as f64);
+    }
+}
+
+impl metrics::GaugeFn for Cell {
+    fn increment(&self, v: f64) {
+        self.1.add(&self.0, v);
+    }
+    fn decrement(&self, v: f64) {
+        self.1.add(&self.0, -v);
+    }
+    fn set(&self, v: f64) {
+        self.1.0.lock().unwrap().insert(self.0.clone(), v);
+    }
+}
+
+impl metrics::HistogramFn for Cell {
+    fn record(&self, _: f64) {
+        self.1.add(&self.0, 1.0);
+    }
+}
+
+impl metrics::Recorder for Recorded {
+    fn describe_counter(&self, _: metrics::KeyName, _: Option<metrics::Unit>, _: metrics::SharedString) {}
+    fn describe_gauge(&self, _: metrics::KeyName, _: Option<metrics::Unit>, _: metrics::SharedString) {}
+    fn describe_histogram(&self, _: metrics::KeyName, _: Option<metrics::Unit>, _: metrics::SharedString) {}
+    fn register_counter(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
+        metrics::Counter::from_arc(self.cell(key))
+    }
+    fn register_gauge(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+        metrics::Gauge::from_arc(self.cell(key))
+    }
+    fn register_histogram(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Histogram {
+        metrics::Histogram::from_arc(self.cell(key))
+    }
+}
+
+#[test]
+fn metrics_count_requests_per_endpoint_and_follow_the_breaker() {
+    let recorded = Recorded::default();
+    metrics::with_local_recorder(&recorded, || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+        runtime.block_on(async {
+            let mut answers = vec![too_many("1"), Ok(status(200, "{}"))];
+            answers.extend((0..5).map(|_| Ok(status(503, ""))));
+            let script = Script::new(answers);
+            let api = client(&script, HttpConfig { max_retries: 0, ..fast_config() });
+            api.send(None, &get()).await.unwrap();
+            for _ in 0..5 {
+                let _ = api.send(None, &get()).await;
+            }
+            assert_eq!(api.breaker().state(), BreakerState::Open);
+        });
+    });
+    let key = |name: &str, labels: &str| format!("{name}{{{labels}}}");
+    let endpoint = "provider=spotify,endpoint=GET /me/tracks";
+    assert_eq!(
+        recorded.get(&key("provider_requests_total", &format!("{endpoint},status=429"))),
+        Some(1.0),
+        "{:?}",
+        recorded.keys()
+    );
+    assert_eq!(recorded.get(&key("provider_requests_total", &format!("{endpoint},status=200"))), Some(1.0));
+    assert_eq!(recorded.get(&key("provider_requests_total", &format!("{endpoint},status=503"))), Some(5.0));
+    assert_eq!(recorded.get(&key("provider_request_duration_seconds", endpoint)), Some(7.0));
+    assert_eq!(recorded.get(&key("provider_retries_total", &format!("{endpoint},reason=rate_limited"))), Some(1.0));
+    assert_eq!(recorded.get(&key("circuit_breaker_state", "provider=spotify")), Some(2.0), "open");
+    assert_eq!(recorded.get(&key("circuit_breaker_trips_total", "provider=spotify")), Some(1.0));
+    // No URL, query or token ever becomes a label.
+    assert!(recorded.keys().iter().all(|k| !k.contains("offset") && !k.contains("token")), "{:?}", recorded.keys());
+}
