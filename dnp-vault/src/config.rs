@@ -199,14 +199,13 @@ impl VaultConfig {
                 format!("{:?}: use 1-128 of A-Z a-z 0-9 _ - . /", self.mount),
             ));
         }
-        if let VaultAuth::AppRole { mount, .. } = &self.auth {
-            if !name_ok(mount, true) {
+        if let VaultAuth::AppRole { mount, .. } = &self.auth
+            && !name_ok(mount, true) {
                 return Err(ConfigError::new(
                     "VAULT_APPROLE_MOUNT",
                     format!("{mount:?}: use 1-128 of A-Z a-z 0-9 _ - . /"),
                 ));
             }
-        }
         Ok(())
     }
 }

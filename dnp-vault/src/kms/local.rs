@@ -483,11 +483,10 @@ fn write_temp(path: &Path, keys: &[(u32, &SecretBox<[u8; 32]>)]) -> Result<PathB
 }
 
 fn sync_dir(path: &Path) {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if let Ok(d) = std::fs::File::open(dir) {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && let Ok(d) = std::fs::File::open(dir) {
             let _ = d.sync_all();
         }
-    }
 }
 
 fn write_key_file_atomically(path: &Path, keys: &[(u32, &SecretBox<[u8; 32]>)]) -> Result<(), KmsError> {
@@ -501,8 +500,8 @@ fn write_key_file_atomically(path: &Path, keys: &[(u32, &SecretBox<[u8; 32]>)]) 
 }
 
 fn create_key_file(path: &Path) -> Result<Ring, KmsError> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if !dir.exists() {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.exists() {
             let mut builder = std::fs::DirBuilder::new();
             builder.recursive(true);
             #[cfg(unix)]
@@ -511,7 +510,6 @@ fn create_key_file(path: &Path) -> Result<Ring, KmsError> {
                 detail: format!("cannot create directory {} for the key file: {e}", dir.display()),
             })?;
         }
-    }
     let first = MasterKey::random()?;
     let tmp = write_temp(path, &[(1, &first.raw)])?;
     // Publish with a hard link: it fails if another process created the file meanwhile,
