@@ -100,6 +100,21 @@ impl Http {
         path: &str,
         query: &[(&str, String)],
     ) -> Result<T, ProviderError> {
+        self.call_with(auth, method, endpoint, path, query, true).await
+    }
+
+    /// As [`call`](Self::call); a call that is not `idempotent` (a playlist insert) is never
+    /// sent twice after a 5xx or a timeout, since it may have been applied: the failure is
+    /// returned and the executor marks the action indeterminate.
+    pub(crate) async fn call_with<T: DeserializeOwned>(
+        &self,
+        auth: &dyn TokenSource,
+        method: reqwest::Method,
+        endpoint: &'static str,
+        path: &str,
+        query: &[(&str, String)],
+        idempotent: bool,
+    ) -> Result<T, ProviderError> {
         let mut token = auth.access_token().await?;
         let (mut refreshed, mut transient, mut limited) = (false, 0u32, 0u32);
         loop {
@@ -152,7 +167,7 @@ impl Http {
                 }
                 b.open_until.is_some()
             };
-            if opened || transient >= 3 {
+            if opened || transient >= 3 || !idempotent {
                 return Err(self.transient(endpoint, failure));
             }
             transient += 1;
@@ -403,7 +418,14 @@ impl DeezerProvider {
             let query = [("songs", track_id.clone()), ("position", position.to_string())];
             match self
                 .http
-                .call::<serde_json::Value>(auth, reqwest::Method::POST, "POST /playlist/{id}/tracks", &path, &query)
+                .call_with::<serde_json::Value>(
+                    auth,
+                    reqwest::Method::POST,
+                    "POST /playlist/{id}/tracks",
+                    &path,
+                    &query,
+                    false,
+                )
                 .await
             {
                 Ok(_) => outcomes.push(ActionOutcome::confirmed(action.id)),
