@@ -244,3 +244,71 @@ async fn an_expired_developer_token_is_renewed_without_the_user() {
     f.provider.scan(&f.token, &NoProgress).await.unwrap();
     assert!(f.provider.client().api().stats().refreshes > before, "a 401 renewed the developer token");
 }
+
+#[tokio::test]
+async fn songs_and_albums_are_added_back_to_the_library() {
+    let f = fixture();
+    let state = f.emulator.library("alice");
+    let liked: std::collections::HashSet<&str> = state.liked_tracks.iter().map(|l| l.track.id.as_str()).collect();
+    let outside = state.playlists.iter().flat_map(|p| &p.items).find(|i| !liked.contains(i.track.id.as_str())).unwrap();
+    let reason = dnp_core::Reason {
+        entry_id: EntryId::new_random(),
+        artist_name: "x".into(),
+        matched: dnp_core::MatchKind::PrimaryCredit,
+        credit: "x".into(),
+        confidence: 1.0,
+    };
+    let action = |id: u32, kind, target| dnp_core::Action {
+        id: dnp_core::ActionId(id),
+        kind,
+        target,
+        reason: reason.clone(),
+        label: "x".into(),
+        inverse_of: None,
+    };
+    let like = dnp_core::Batch {
+        kind: ActionKind::LikeTrack,
+        playlist_id: None,
+        actions: vec![
+            action(
+                0,
+                ActionKind::LikeTrack,
+                dnp_core::Target::Track { track_id: outside.track.id.clone(), entry_id: None, added_at: None },
+            ),
+            action(
+                1,
+                ActionKind::LikeTrack,
+                dnp_core::Target::Track { track_id: "i.upload-only".into(), entry_id: None, added_at: None },
+            ),
+        ],
+        quota_units: 0,
+        day: 0,
+    };
+    let outcomes = f.provider.apply(&f.token, &like).await.unwrap();
+    assert!(matches!(outcomes[0].outcome, Outcome::Confirmed { .. }), "{outcomes:?}");
+    assert!(
+        matches!(&outcomes[1].outcome, Outcome::Failed(failure) if failure.code == "invalid_input"),
+        "an upload cannot be re-added"
+    );
+    assert!(f.emulator.library("alice").liked_tracks.iter().any(|l| l.track.id == outside.track.id));
+    let album = state
+        .liked_tracks
+        .iter()
+        .filter_map(|l| l.track.album.as_ref())
+        .find(|a| !state.saved_albums.iter().any(|s| s.album.id == a.id))
+        .unwrap();
+    let save = dnp_core::Batch {
+        kind: ActionKind::SaveAlbum,
+        playlist_id: None,
+        actions: vec![action(
+            0,
+            ActionKind::SaveAlbum,
+            dnp_core::Target::Album { album_id: album.id.clone(), added_at: None },
+        )],
+        quota_units: 0,
+        day: 0,
+    };
+    let outcomes = f.provider.apply(&f.token, &save).await.unwrap();
+    assert!(matches!(outcomes[0].outcome, Outcome::Confirmed { .. }), "{outcomes:?}");
+    assert_eq!(f.emulator.library("alice").saved_albums[0].album.id, album.id, "newest first");
+}
