@@ -325,6 +325,25 @@ mod adapter {
     }
 
     #[tokio::test]
+    async fn a_collaborative_playlist_whose_items_are_refused_is_listed_as_not_editable() {
+        let mut library = generate_library(&spotify_id(), LibraryShape::SMALL, 9);
+        let followed = library.playlists.iter_mut().find(|p| !p.owned).unwrap();
+        followed.collaborative = true;
+        followed.editable = false;
+        let id = followed.id.clone();
+        let s = setup(&library);
+        let scanned = s.spotify.scan(&s.token, &dnp_core::NoProgress).await.unwrap();
+        let playlist = scanned.playlists.iter().find(|p| p.id == id).unwrap();
+        assert!(playlist.collaborative && !playlist.editable && playlist.items.is_empty());
+        let pages = s.emulator.library(USER).playlists.iter().find(|p| p.id == id).unwrap().items.len().div_ceil(50);
+        assert_eq!(
+            s.emulator.request_log().iter().filter(|r| r.path.contains(&id) && r.status == 403).count(),
+            pages,
+            "its pages were refused once each, and the scan went on"
+        );
+    }
+
+    #[tokio::test]
     async fn dislike_batches_are_unsupported() {
         let s = setup(&LibrarySnapshot::empty(spotify_id()));
         let b = batch(

@@ -19,7 +19,8 @@
 //! # Playlists
 //! A playlist is `owned` when its owner is the current user and `editable` when owned or
 //! collaborative. Spotify refuses (403) to list the items of other playlists, so those
-//! are listed without items. Entries that are not Spotify tracks (episodes, local files,
+//! are listed without items; a playlist whose items are refused all the same is listed
+//! as not editable, and one deleted during the scan (404) is left out. Entries that are not Spotify tracks (episodes, local files,
 //! items no longer available) are left out, but every entry keeps its real position.
 
 use std::future::Future;
@@ -216,20 +217,33 @@ impl Scan<'_> {
                 (playlist, p.items.total)
             })
             .collect();
-        try_join_all(playlists.into_iter().map(|(mut playlist, total)| async move {
+        let read = try_join_all(playlists.into_iter().map(|(mut playlist, total)| async move {
             if playlist.editable && total > 0 {
                 let id = playlist.id.clone();
                 let entries = self
                     .known_total("playlist items", total, |offset| {
                         self.client.playlist_items(self.auth, &id, offset, PAGE_SIZE)
                     })
-                    .await?;
-                playlist.items =
-                    entries.into_iter().filter_map(|(position, entry)| to_item(position, &entry)).collect();
+                    .await;
+                match entries {
+                    Ok(entries) => {
+                        playlist.items =
+                            entries.into_iter().filter_map(|(position, entry)| to_item(position, &entry)).collect();
+                    }
+                    // Deleted since it was listed: leave it out.
+                    Err(ProviderError::NotFound { .. }) => return Ok(None),
+                    // No longer a collaborator: listed, not editable, items unreadable.
+                    Err(ProviderError::InvalidInput { detail, .. }) if detail.starts_with("forbidden") => {
+                        tracing::info!(playlist = %playlist.id, "playlist items refused (403): not editable");
+                        playlist.editable = false;
+                    }
+                    Err(err) => return Err(err),
+                }
             }
-            Ok::<_, ProviderError>(playlist)
+            Ok::<_, ProviderError>(Some(playlist))
         }))
-        .await
+        .await?;
+        Ok(read.into_iter().flatten().collect())
     }
 }
 
