@@ -445,7 +445,8 @@ impl AppleMusicClient {
             endpoints::PLAYLIST_ADD,
             format!("/v1/me/library/playlists/{playlist_id}/tracks"),
         )
-        .json(&TracksRequest { data });
+        .json(&TracksRequest { data })
+        .not_idempotent();
         self.send(session, &request).await.map(drop)
     }
 

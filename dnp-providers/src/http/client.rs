@@ -30,6 +30,7 @@ pub struct ApiRequest {
     json: Option<Vec<u8>>,
     headers: Vec<(String, String)>,
     secret_headers: Vec<(String, SecretString)>,
+    not_idempotent: bool,
 }
 
 #[derive(Clone)]
@@ -56,7 +57,17 @@ impl ApiRequest {
             json: None,
             headers: Vec::new(),
             secret_headers: Vec::new(),
+            not_idempotent: false,
         }
+    }
+
+    /// Marks the request as one that must not be sent twice (a playlist insert without an
+    /// idempotency key): a failure that may have reached the service (a 5xx, a timeout, a
+    /// broken connection) is returned as `Transient` at once instead of being retried.
+    /// 429 and 401 answers are still retried: the service did not act on them.
+    pub fn not_idempotent(mut self) -> Self {
+        self.not_idempotent = true;
+        self
     }
 
     /// A `GET` of `path`.
@@ -76,6 +87,7 @@ impl ApiRequest {
             json: None,
             headers: Vec::new(),
             secret_headers: Vec::new(),
+            not_idempotent: false,
         }
     }
 
@@ -525,7 +537,7 @@ impl ApiClient {
                     token = Some(session.refresh(rejected).await?);
                 }
                 Attempt::Failed(detail) => {
-                    if transient_attempts >= inner.retry.max_retries {
+                    if request.not_idempotent || transient_attempts >= inner.retry.max_retries {
                         return Err(ProviderError::Transient {
                             provider: provider.clone(),
                             endpoint: endpoint.to_owned(),

@@ -18,7 +18,8 @@
 //!   [`HttpConfig::max_rate_limit_retries`] times; a quota answer is `QuotaExceeded` at once;
 //! - 401: the token source refreshes once (single-flight) and the request is retried once;
 //! - 5xx, timeouts, connection failures: counted by the breaker, retried with exponential
-//!   backoff and full jitter, at most [`HttpConfig::max_retries`] times;
+//!   backoff and full jitter, at most [`HttpConfig::max_retries`] times — never for a
+//!   request marked [`ApiRequest::not_idempotent`], which may have landed;
 //! - any other status: mapped to its [`ProviderError`](dnp_core::ProviderError) at once.
 //!
 //! Every wait uses [`tokio::time`], so tests drive the limiter, the backoff and the breaker

@@ -170,6 +170,27 @@ async fn transient_failures_give_up_after_max_retries_naming_the_endpoint() {
     assert_eq!(api.stats().requests, 4, "the first call and 3 retries");
 }
 
+/// Regression: a playlist insert that timed out was sent again and landed twice.
+#[tokio::test(start_paused = true)]
+async fn a_non_idempotent_request_is_not_retried_after_a_failure_that_may_have_landed() {
+    for failure in [Ok(status(503, "")), Err(TransportError::Timeout), Err(TransportError::Connect("reset".into()))] {
+        let script = Script::new(vec![failure, Ok(status(200, "{}"))]);
+        let api = client(&script, fast_config());
+        let insert =
+            ApiRequest::new(reqwest::Method::POST, "POST /playlists/{id}/items", "/playlists/p/items").not_idempotent();
+        let err = api.send(None, &insert).await.unwrap_err();
+        assert!(matches!(err, ProviderError::Transient { .. }), "{err:?}");
+        assert_eq!(api.stats().requests, 1, "sent once, never repeated");
+    }
+    // A 429 means the service did not act: it is still retried.
+    let script = Script::new(vec![too_many("1"), Ok(status(200, "{}"))]);
+    let api = client(&script, fast_config());
+    let insert =
+        ApiRequest::new(reqwest::Method::POST, "POST /playlists/{id}/items", "/playlists/p/items").not_idempotent();
+    api.send(None, &insert).await.unwrap();
+    assert_eq!(api.stats().requests, 2);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_401_refreshes_once_and_retries_once() {
     let script = Script::new(vec![Ok(status(401, "")), Ok(status(200, "{}"))]);

@@ -242,7 +242,8 @@ impl SpotifyClient {
         self.check_id(endpoints::PLAYLIST_ADD, playlist_id)?;
         let body = AddItemsBody { uris: uris.to_vec(), position };
         let request = ApiRequest::new(Method::POST, endpoints::PLAYLIST_ADD, format!("/playlists/{playlist_id}/items"))
-            .json(&body);
+            .json(&body)
+            .not_idempotent();
         self.api.json(Some(auth), &request).await
     }
 

@@ -313,7 +313,8 @@ impl YouTubeClient {
         };
         let request = ApiRequest::new(Method::POST, endpoints::PLAYLIST_ITEM_INSERT, "/playlistItems")
             .query("part", "snippet")
-            .json(&body);
+            .json(&body)
+            .not_idempotent();
         self.json(auth, WRITE_COST, request).await
     }
 
