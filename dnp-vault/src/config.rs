@@ -200,12 +200,13 @@ impl VaultConfig {
             ));
         }
         if let VaultAuth::AppRole { mount, .. } = &self.auth
-            && !name_ok(mount, true) {
-                return Err(ConfigError::new(
-                    "VAULT_APPROLE_MOUNT",
-                    format!("{mount:?}: use 1-128 of A-Z a-z 0-9 _ - . /"),
-                ));
-            }
+            && !name_ok(mount, true)
+        {
+            return Err(ConfigError::new(
+                "VAULT_APPROLE_MOUNT",
+                format!("{mount:?}: use 1-128 of A-Z a-z 0-9 _ - . /"),
+            ));
+        }
         Ok(())
     }
 }

@@ -275,9 +275,10 @@ impl DevServer {
         let client = reqwest::Client::new();
         for _ in 0..100 {
             if let Ok(r) = client.get(format!("{addr}/v1/sys/health")).send().await
-                && r.status().is_success() {
-                    return Self { child, addr, token: SecretString::from(token) };
-                }
+                && r.status().is_success()
+            {
+                return Self { child, addr, token: SecretString::from(token) };
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         panic!("bao dev server did not come up on {addr}");

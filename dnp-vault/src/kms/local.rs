@@ -484,9 +484,10 @@ fn write_temp(path: &Path, keys: &[(u32, &SecretBox<[u8; 32]>)]) -> Result<PathB
 
 fn sync_dir(path: &Path) {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
-        && let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
+        && let Ok(d) = std::fs::File::open(dir)
+    {
+        let _ = d.sync_all();
+    }
 }
 
 fn write_key_file_atomically(path: &Path, keys: &[(u32, &SecretBox<[u8; 32]>)]) -> Result<(), KmsError> {
@@ -501,15 +502,16 @@ fn write_key_file_atomically(path: &Path, keys: &[(u32, &SecretBox<[u8; 32]>)]) 
 
 fn create_key_file(path: &Path) -> Result<Ring, KmsError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
-        && !dir.exists() {
-            let mut builder = std::fs::DirBuilder::new();
-            builder.recursive(true);
-            #[cfg(unix)]
-            std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-            builder.create(dir).map_err(|e| KmsError::Config {
-                detail: format!("cannot create directory {} for the key file: {e}", dir.display()),
-            })?;
-        }
+        && !dir.exists()
+    {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(dir).map_err(|e| KmsError::Config {
+            detail: format!("cannot create directory {} for the key file: {e}", dir.display()),
+        })?;
+    }
     let first = MasterKey::random()?;
     let tmp = write_temp(path, &[(1, &first.raw)])?;
     // Publish with a hard link: it fails if another process created the file meanwhile,
