@@ -75,6 +75,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api)
         .merge(ops::router())
         .merge(crate::web::router())
+        .layer(axum::middleware::from_fn(crate::web::browser_landing))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .route_layer(axum::middleware::from_fn(crate::http::route_template))
