@@ -76,6 +76,8 @@ async fn developer_tokens_are_verified_and_user_tokens_required() {
     assert_eq!(status, 200);
 }
 
+/// Regression: a renewal signed in the same second as the refused token produced the same
+/// (deterministic ES256) token, which the emulator rightly refused again.
 #[tokio::test]
 async fn expired_developer_tokens_and_revoked_user_tokens_are_refused() {
     let f = fixture();

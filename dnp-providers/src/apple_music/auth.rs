@@ -156,7 +156,12 @@ impl DeveloperTokenSigner {
             Some(m) => now.max(m.iat + 1),
             None => now,
         };
-        let minted = self.mint(iat)?;
+        let mut minted = self.mint(iat)?;
+        // ES256 signatures here are deterministic: a token minted in the same second as the
+        // refused one, with the same claims, would be the refused token again.
+        if minted.token.expose_secret() == rejected.expose_secret() {
+            minted = self.mint(iat + 1)?;
+        }
         let token = minted.token.clone();
         *cached = Some(minted);
         Ok(token)
