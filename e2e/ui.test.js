@@ -149,6 +149,17 @@ test('connect Spotify through the emulated OAuth flow', async () => {
   await shot('02-dashboard');
 });
 
+test('a refused authorization brings the browser back to the dashboard with the reason', async () => {
+  await page.goto(`${BASE}/api/v1/connections/tidal/callback?error=access_denied`);
+  await page.waitForURL(`${BASE}/dashboard**`);
+  await page.getByText('TIDAL could not be connected').waitFor();
+  await page.getByRole('link', { name: 'Try connecting TIDAL again' }).waitFor();
+  // API clients still get the API's JSON error.
+  const r = await fetch(`${BASE}/api/v1/connections/tidal/callback?error=access_denied`);
+  assert.equal(r.status, 401);
+  assert.equal((await r.json()).error.code, 'unauthenticated');
+});
+
 test('add an artist to the list', async () => {
   blocked = await artistOfTheLibrary();
   await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'My list' }).click();
@@ -188,6 +199,48 @@ test('preview grouped by service and kind, with reasons and confidence', async (
   assert.match(await firstRow.locator('td.reason').textContent(), new RegExp(blocked));
   assert.match(await firstRow.locator('td.num').textContent(), /\d+ %/);
   await shot('05-preview');
+});
+
+test('items a service cannot remove come as a checklist with links', async () => {
+  // The demo's libraries give Apple Music nothing to skip deterministically, so this test
+  // answers the plan request itself with a plan of the shape the planner makes for Apple
+  // Music library items, and checks how the page shows it.
+  const plan = {
+    id: '00000000-0000-4000-8000-000000000000', created_at: new Date().toISOString(),
+    expires_at: new Date(Date.now() + 86400000).toISOString(),
+    summary: { total_actions: 0, actions_by_kind: {}, skipped_items: 2, api_calls: 0 },
+    skipped_providers: [],
+    providers: [{
+      provider: 'apple_music', snapshot_taken_at: new Date().toISOString(),
+      plan: {
+        provider: 'apple_music', batches: [],
+        summary: { items_scanned: 10, actions: {}, total_actions: 0, api_calls: 0, skipped: { unsupported: 2 }, quota_units: 0, days: 0 },
+        skipped: ['Song One', 'Album Two'].map((label, i) => ({
+          action: { id: i, kind: i ? 'remove_album' : 'unlike_track', target: { type: 'track', track_id: `i.${i}` }, label,
+            reason: { entry_id: 'e', artist_name: 'Blocked Artist', matched: 'primary_credit', credit: 'x', confidence: 1 } },
+          reason: { code: 'unsupported', reason: 'Apple Music’s API does not remove library items', alternative: 'manual_checklist' },
+          url: `https://music.apple.com/library/${i}`,
+        })),
+      },
+    }],
+  };
+  await page.route('**/api/v1/enforcement/plans', (route) => route.fulfill({ status: 201, contentType: 'application/json', body: JSON.stringify(plan) }));
+  try {
+    await page.getByRole('checkbox', { name: 'Check my libraries for changes first' }).uncheck();
+    await page.getByRole('button', { name: 'Preview changes' }).click();
+    await page.getByRole('heading', { name: 'Remove these by hand in Apple Music' }).waitFor();
+    const items = page.locator('.checklist li');
+    assert.equal(await items.count(), 2);
+    assert.equal(await items.first().getByRole('link', { name: /Open Song One in Apple Music/ }).getAttribute('href'), 'https://music.apple.com/library/0');
+    await items.first().getByRole('checkbox', { name: /Song One/ }).check();
+    await page.getByText('2 items must be removed by hand').waitFor();
+    await shot('05b-manual-checklist');
+  } finally {
+    await page.unroute('**/api/v1/enforcement/plans');
+  }
+  await page.getByRole('checkbox', { name: 'Check my libraries for changes first' }).check();
+  await page.getByRole('button', { name: 'Preview changes' }).click();
+  await page.getByRole('button', { name: new RegExp(`Remove ${previewTotal} items? now`) }).waitFor({ timeout: 60000 });
 });
 
 test('enforce, with the progress bar reaching 100 %', async () => {

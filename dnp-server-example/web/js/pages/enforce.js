@@ -207,10 +207,12 @@ function showPlan(plan, out, followers) {
   const total = plan.summary.total_actions;
   const manual = plan.providers.reduce((n, p) => n + p.plan.skipped.filter((s) => s.reason.code === 'unsupported' && s.reason.alternative === 'manual_checklist').length, 0);
   const kinds = Object.entries(plan.summary.actions_by_kind).map(([k, n]) => `${n} ${kindLabel(k).toLowerCase()}`).join(', ');
-  parts.push(h('p', { class: 'lead' }, total
-    ? `dnp will make ${total} change${total === 1 ? '' : 's'}: ${kinds}.`
-    : 'Nothing on your libraries matches your list. 🎉',
-  manual ? ` ${manual} item${manual === 1 ? '' : 's'} must be removed by hand (see the checklist).` : ''));
+  const byHand = manual ? `${manual} item${manual === 1 ? '' : 's'} must be removed by hand (see the checklist).` : '';
+  let lead;
+  if (total) lead = `dnp will make ${total} change${total === 1 ? '' : 's'}: ${kinds}. ${byHand}`;
+  else if (manual) lead = `dnp cannot change these items through the services’ APIs: ${byHand}`;
+  else lead = 'Nothing on your libraries matches your list. All clean!';
+  parts.push(h('p', { class: 'lead' }, lead.trim()));
   for (const pp of plan.providers) parts.push(providerPreview(pp));
   const results = h('div', { id: 'results' });
   if (total) {
