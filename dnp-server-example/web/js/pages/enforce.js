@@ -206,7 +206,7 @@ function showPlan(plan, out, followers) {
   }
   const total = plan.summary.total_actions;
   const manual = plan.providers.reduce((n, p) => n + p.plan.skipped.filter((s) => s.reason.code === 'unsupported' && s.reason.alternative === 'manual_checklist').length, 0);
-  const kinds = Object.entries(plan.summary.actions_by_kind).map(([k, n]) => `${n} ${kindLabel(k).toLowerCase()}`).join(', ');
+  const kinds = Object.entries(plan.summary.actions_by_kind).map(([k, n]) => `${kindLabel(k).toLowerCase()}: ${n}`).join('; ');
   const byHand = manual ? `${manual} item${manual === 1 ? '' : 's'} must be removed by hand (see the checklist).` : '';
   let lead;
   if (total) lead = `dnp will make ${total} change${total === 1 ? '' : 's'}: ${kinds}. ${byHand}`;
