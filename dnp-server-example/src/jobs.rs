@@ -321,8 +321,6 @@ async fn enforce(ctx: &JobContext, p: BatchPayload) -> Result<(), JobError> {
             ("failed", Some(format!("{} stayed unavailable", entry.display_name)))
         }
     };
-    store::set_batch_status(state.db(), &batch.id, status, reason.as_deref()).await?;
-    state.invalidate_summary(user);
     let verb = if batch.kind == "rollback" { "restored" } else { "removed" };
     let body = format!(
         "{}: {} {verb}, {} failed, {} not run{}",
@@ -330,9 +328,12 @@ async fn enforce(ctx: &JobContext, p: BatchPayload) -> Result<(), JobError> {
         report.confirmed,
         report.failed,
         report.not_run,
-        reason.map(|r| format!(" ({r})")).unwrap_or_default()
+        reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()
     );
+    // Notify first: whoever sees the batch finished must find its notification.
     store::notify(state.db(), user, &format!("{}_finished", batch.kind), &format!("{what} finished"), &body).await?;
+    store::set_batch_status(state.db(), &batch.id, status, reason.as_deref()).await?;
+    state.invalidate_summary(user);
     Ok(())
 }
 
