@@ -95,6 +95,92 @@ pub struct Config {
     pub queue: dnp_queue::QueueConfig,
     /// Each music service's client settings; a service whose client id is unset is off.
     pub providers: ProviderSettings,
+    /// Email notifications (`SMTP_URL`, `SMTP_FROM`, `SMTP_TIMEOUT_SECONDS`): off when
+    /// `SMTP_URL` is unset.
+    pub smtp: Option<SmtpSettings>,
+}
+
+/// How email notifications are sent. Debug shows the server, never the credentials.
+#[derive(Clone)]
+pub struct SmtpSettings {
+    /// `SMTP_URL`: `smtps://user:pass@host:465` (TLS from the start),
+    /// `smtp://user:pass@host:587?tls=required` (STARTTLS) or `smtp://host:25` (no TLS,
+    /// no credentials: a local relay only).
+    pub url: SecretString,
+    /// `SMTP_FROM`: the sender, e.g. `dnp <dnp@example.org>`.
+    pub from: String,
+    /// `SMTP_TIMEOUT_SECONDS`: the longest one send may take (default 10).
+    pub timeout: Duration,
+    host: String,
+    port: Option<u16>,
+    tls: &'static str,
+    authenticated: bool,
+}
+
+impl fmt::Debug for SmtpSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SmtpSettings")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("tls", &self.tls)
+            .field("authenticated", &self.authenticated)
+            .field("from", &self.from)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl SmtpSettings {
+    fn from_lookup(get: &impl Fn(&str) -> Option<String>) -> Result<Option<Self>, ConfigError> {
+        let Some(raw) = get("SMTP_URL") else {
+            return Ok(None);
+        };
+        let bad = |problem: &str| {
+            ConfigError::new(
+                "SMTP_URL",
+                format!(
+                    "{problem}; use smtps://user:password@host:465, smtp://user:password@host:587?tls=required or smtp://host:25"
+                ),
+            )
+        };
+        // Never echo the value: it may hold the password.
+        let url = url::Url::parse(&raw).map_err(|_| bad("is not a URL"))?;
+        let host = url.host_str().filter(|h| !h.is_empty()).ok_or_else(|| bad("names no host"))?.to_owned();
+        let tls_param = url.query_pairs().find(|(k, _)| k == "tls").map(|(_, v)| v.into_owned());
+        let tls = match (url.scheme(), tls_param.as_deref()) {
+            ("smtps", None) => "wrapper",
+            ("smtp", Some("required")) => "starttls",
+            ("smtp", Some("opportunistic")) => "opportunistic",
+            ("smtp", None) => "none",
+            ("smtp" | "smtps", Some(_)) => return Err(bad("its tls parameter must be required or opportunistic")),
+            _ => return Err(bad("must start with smtp:// or smtps://")),
+        };
+        let authenticated = url.password().is_some();
+        if authenticated && tls == "none" {
+            return Err(bad("credentials would travel unencrypted: add ?tls=required or use smtps://"));
+        }
+        lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(&raw)
+            .map_err(|_| bad("is not accepted by the SMTP client"))?;
+        let from = get("SMTP_FROM").ok_or_else(|| {
+            ConfigError::new("SMTP_FROM", "is required when SMTP_URL is set, e.g. dnp <dnp@example.org>")
+        })?;
+        if from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(ConfigError::new(
+                "SMTP_FROM",
+                format!("{from:?} is not an address such as dnp@example.org or dnp <dnp@example.org>"),
+            ));
+        }
+        let seconds = parse_num::<u64>(get, "SMTP_TIMEOUT_SECONDS", 10, 1, 300)?;
+        Ok(Some(Self {
+            url: SecretString::from(raw),
+            from,
+            timeout: Duration::from_secs(seconds),
+            host,
+            port: url.port(),
+            tls,
+            authenticated,
+        }))
+    }
 }
 
 /// The music services' client settings.
@@ -143,6 +229,7 @@ impl fmt::Debug for Config {
             .field("bind_addr", &self.bind_addr)
             .field("token_refresh_interval", &self.token_refresh_interval)
             .field("run_worker_in_serve", &self.run_worker_in_serve)
+            .field("smtp", &self.smtp)
             .finish_non_exhaustive()
     }
 }
@@ -302,7 +389,10 @@ impl Config {
             .map(|lookup| dnp_providers::tidal::TidalConfig::from_lookup(lookup).map_err(provider_error))
             .transpose()?;
 
+        let smtp = SmtpSettings::from_lookup(&get)?;
+
         Ok(Self {
+            smtp,
             providers: ProviderSettings { spotify, youtube_music, tidal, apple_music },
             kms,
             data_key_cache_size,
@@ -435,5 +525,41 @@ mod tests {
         assert!(!c.run_worker_in_serve);
         let debug = format!("{c:?}");
         assert!(!debug.contains("u@h"), "Debug must not print the database URL: {debug}");
+    }
+
+    #[test]
+    fn smtp_is_off_unless_configured_and_needs_a_sender() {
+        assert!(cfg(Mode::Worker, &[]).unwrap().smtp.is_none());
+        let err = cfg(Mode::Worker, &[("SMTP_URL", "smtps://u:pw@mail.example.org:465")]).unwrap_err();
+        assert_eq!(err.var, "SMTP_FROM");
+        let c = cfg(
+            Mode::Worker,
+            &[("SMTP_URL", "smtp://mail.example.org:587?tls=required"), ("SMTP_FROM", "dnp <dnp@example.org>")],
+        )
+        .unwrap();
+        let smtp = c.smtp.expect("configured");
+        assert_eq!(smtp.timeout, Duration::from_secs(10));
+        assert_eq!(smtp.tls, "starttls");
+    }
+
+    #[test]
+    fn each_bad_smtp_variable_is_named_without_echoing_the_password() {
+        let cases = [
+            ("SMTP_URL", "http://u:hunter2secret@mail.example.org"),
+            ("SMTP_URL", "smtp://u:hunter2secret@mail.example.org:25"),
+            ("SMTP_URL", "smtp://u:hunter2secret@mail.example.org?tls=sometimes"),
+            ("SMTP_URL", "not a url hunter2secret"),
+            ("SMTP_FROM", "nobody"),
+            ("SMTP_TIMEOUT_SECONDS", "0"),
+        ];
+        for (var, value) in cases {
+            let mut vars =
+                vec![("SMTP_URL", "smtps://u:hunter2secret@mail.example.org"), ("SMTP_FROM", "dnp@example.org")];
+            vars.retain(|(k, _)| *k != var);
+            vars.push((var, value));
+            let err = cfg(Mode::Worker, &vars).unwrap_err();
+            assert_eq!(err.var, var, "{value}");
+            assert!(!err.to_string().contains("hunter2secret"), "{err}");
+        }
     }
 }

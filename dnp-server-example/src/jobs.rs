@@ -32,9 +32,12 @@ pub const REENFORCE_SWEEP: &str = "reenforce_sweep";
 /// Job type: scan, plan and enforce again for one user.
 pub const REENFORCE: &str = "reenforce";
 
+/// Job type: send one notification email (see [`mail`](crate::mail)).
+pub const SEND_EMAIL: &str = crate::mail::SEND_EMAIL;
+
 /// Every job type the worker runs.
-pub const ALL_KINDS: [&str; 6] =
-    [LIBRARY_SCAN, ENFORCEMENT, TOKEN_REFRESH_SWEEP, TOKEN_REFRESH, REENFORCE_SWEEP, REENFORCE];
+pub const ALL_KINDS: [&str; 7] =
+    [LIBRARY_SCAN, ENFORCEMENT, TOKEN_REFRESH_SWEEP, TOKEN_REFRESH, REENFORCE_SWEEP, REENFORCE, SEND_EMAIL];
 
 /// How many token refresh jobs become due per minute (rate-limited batches).
 pub(crate) const REFRESH_BATCH_PER_MINUTE: usize = 50;
@@ -147,6 +150,9 @@ pub(crate) async fn run(ctx: &JobContext, job: &Job) -> Result<(), JobError> {
         TOKEN_REFRESH => refresh(ctx, serde_json::from_value(payload).map_err(|_| parse(TOKEN_REFRESH))?).await,
         REENFORCE_SWEEP => reenforce_sweep(ctx).await,
         REENFORCE => reenforce(ctx, serde_json::from_value(payload).map_err(|_| parse(REENFORCE))?).await,
+        SEND_EMAIL => {
+            crate::mail::send_job(&ctx.state, serde_json::from_value(payload).map_err(|_| parse(SEND_EMAIL))?).await
+        }
         other => Err(JobError::permanent(format!("unknown job type {other:?}"))),
     }
 }
@@ -160,8 +166,8 @@ pub(crate) async fn on_dead(state: &AppState, job: &Job) {
                     let reason = job.last_error.clone().unwrap_or_else(|| "the job failed".into());
                     store::set_batch_status(state.db(), &p.batch_id, "failed", Some(&reason)).await?;
                     if let Some(b) = store::get_batch(state.db(), &p.batch_id).await? {
-                        store::notify(
-                            state.db(),
+                        crate::mail::notify(
+                            state,
                             b.user()?,
                             "enforcement_failed",
                             "Enforcement failed",
@@ -189,6 +195,10 @@ pub(crate) async fn on_dead(state: &AppState, job: &Job) {
                     )
                     .await?;
                 }
+            }
+            SEND_EMAIL => {
+                let reason = job.last_error.as_deref().unwrap_or("sending failed repeatedly");
+                tracing::error!(job_id = %job.id, error = %reason, "a notification email was given up");
             }
             _ => {}
         }
@@ -225,8 +235,8 @@ async fn scan(ctx: &JobContext, p: ScanPayload) -> Result<(), JobError> {
         Ok(s) => s,
         Err(e @ ProviderError::NeedsReauth { .. }) => {
             let _ = state.tokens().set_status(connection.id, ConnectionStatus::NeedsReauth).await;
-            store::notify(
-                state.db(),
+            crate::mail::notify(
+                state,
                 p.user_id,
                 "needs_reauth",
                 &format!("Reconnect {}", entry.display_name),
@@ -373,8 +383,8 @@ async fn mark_needs_reauth(state: &AppState, p: &RefreshPayload, reason: &str) -
         .get(p.provider.as_str())
         .map(|e| e.display_name.clone())
         .unwrap_or_else(|_| p.provider.to_string());
-    store::notify(
-        state.db(),
+    crate::mail::notify(
+        state,
         p.user_id,
         "needs_reauth",
         &format!("Reconnect {name}"),

@@ -29,6 +29,7 @@ pub mod demo;
 pub mod error;
 pub mod http;
 pub mod jobs;
+pub mod mail;
 pub mod run;
 pub mod state;
 pub mod store;

@@ -136,6 +136,7 @@ pub(crate) struct Inner {
     pub(crate) sealer: Sealer,
     pub(crate) limiter: LoginLimiter,
     pub(crate) summary_cache: Mutex<HashMap<UserId, (Instant, serde_json::Value)>>,
+    pub(crate) mailer: Option<crate::mail::Mailer>,
 }
 
 impl fmt::Debug for AppState {
@@ -154,6 +155,7 @@ impl AppState {
         let jwt = JwtKeys::new(&config.session_secret, config.session_secret_previous.as_ref());
         let sealer = Sealer::new(&config.session_secret, config.session_secret_previous.as_ref());
         let limiter = LoginLimiter::new(config.login_rate_per_minute);
+        let mailer = crate::mail::Mailer::from_config(&config);
         Self(Arc::new(Inner {
             config,
             backends,
@@ -162,6 +164,7 @@ impl AppState {
             sealer,
             limiter,
             summary_cache: Mutex::new(HashMap::new()),
+            mailer,
         }))
     }
 
@@ -188,6 +191,11 @@ impl AppState {
     /// The providers.
     pub fn providers(&self) -> &Providers {
         &self.0.providers
+    }
+
+    /// The email sender, when SMTP is configured.
+    pub(crate) fn mailer(&self) -> Option<&crate::mail::Mailer> {
+        self.0.mailer.as_ref()
     }
 
     pub(crate) fn backends(&self) -> &Backends {
