@@ -60,6 +60,9 @@
 
 pub mod http;
 
+#[cfg(any(feature = "spotify", feature = "tidal", feature = "youtube_music"))]
+mod oauth;
+
 #[cfg(feature = "spotify")]
 pub mod spotify;
 

@@ -14,22 +14,15 @@
 //!   and users remove dnp's access on their account's Apps page.
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 
 use async_trait::async_trait;
-use chrono::Utc;
 use dnp_core::{AuthorizationRequest, ProviderAuth, ProviderError, ProviderId, TokenSet};
-use oauth2::basic::{BasicClient, BasicErrorResponseType, BasicTokenResponse};
-use oauth2::{
-    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, HttpRequest, HttpResponse,
-    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError, Scope, StandardErrorResponse,
-    TokenResponse, TokenUrl,
-};
-use secrecy::{ExposeSecret, SecretString};
+use oauth2::{AuthUrl, RedirectUrl, TokenUrl};
+use secrecy::SecretString;
 
 use super::config::SpotifyConfig;
-use crate::http::{ConfigError, ReqwestTransport, parse_retry_after, redact_text};
+use crate::http::ConfigError;
+use crate::oauth::{ClientAuth, FlowSpec, OAuthCodeFlow, invalid_url};
 
 /// The scopes dnp asks for: read and change the library, the playlists and the follows.
 pub const SCOPES: [&str; 7] = [
@@ -48,25 +41,10 @@ const TOKEN_ENDPOINT: &str = "POST /api/token";
 /// Where the user removes dnp's access (Spotify has no revocation endpoint).
 pub const APPS_PAGE: &str = "https://www.spotify.com/account/apps/";
 
-/// Why a token request failed below OAuth. Never holds a token or a body.
-#[derive(Debug, Clone, thiserror::Error)]
-enum TokenHttpError {
-    #[error("{0}")]
-    Transport(String),
-    #[error("HTTP {status} from the token endpoint")]
-    Server { status: u16 },
-    #[error("rate limited by the token endpoint")]
-    RateLimited { retry_after: Option<std::time::Duration> },
-}
-
 /// [`ProviderAuth`] for Spotify. `Debug` prints the client id and redirect URI only.
 pub struct SpotifyAuth {
-    id: ProviderId,
     config: SpotifyConfig,
-    http: reqwest::Client,
-    auth_url: AuthUrl,
-    token_url: TokenUrl,
-    redirect: RedirectUrl,
+    flow: OAuthCodeFlow,
 }
 
 impl fmt::Debug for SpotifyAuth {
@@ -79,8 +57,6 @@ impl fmt::Debug for SpotifyAuth {
     }
 }
 
-type TokenFuture = Pin<Box<dyn Future<Output = Result<HttpResponse, TokenHttpError>> + Send>>;
-
 impl SpotifyAuth {
     /// OAuth for the app of `config`, against `config.accounts_base_url`.
     ///
@@ -89,186 +65,46 @@ impl SpotifyAuth {
     pub fn new(config: SpotifyConfig) -> Result<Self, ConfigError> {
         config.validate()?;
         let base = config.accounts_base_url.trim_end_matches('/');
-        let invalid =
-            |name: &'static str| move |e: url::ParseError| ConfigError::Invalid { name, reason: e.to_string() };
-        let auth_url = AuthUrl::new(format!("{base}/authorize")).map_err(invalid("SPOTIFY_ACCOUNTS_BASE_URL"))?;
-        let token_url = TokenUrl::new(format!("{base}/api/token")).map_err(invalid("SPOTIFY_ACCOUNTS_BASE_URL"))?;
-        let redirect = RedirectUrl::new(config.redirect_uri.clone()).map_err(invalid("SPOTIFY_REDIRECT_URI"))?;
-        let transport = ReqwestTransport::new(&config.http)
-            .map_err(|e| ConfigError::Invalid { name: "HTTP client", reason: e.to_string() })?;
-        Ok(Self {
-            id: ProviderId::new(ProviderId::SPOTIFY)
-                .map_err(|e| ConfigError::Invalid { name: "provider id", reason: e.to_string() })?,
-            http: transport.client().clone(),
-            config,
-            auth_url,
-            token_url,
-            redirect,
-        })
-    }
-
-    fn client(
-        &self,
-    ) -> oauth2::Client<
-        oauth2::basic::BasicErrorResponse,
-        BasicTokenResponse,
-        oauth2::basic::BasicTokenIntrospectionResponse,
-        oauth2::StandardRevocableToken,
-        oauth2::basic::BasicRevocationErrorResponse,
-        oauth2::EndpointSet,
-        oauth2::EndpointNotSet,
-        oauth2::EndpointNotSet,
-        oauth2::EndpointNotSet,
-        oauth2::EndpointSet,
-    > {
-        let client = BasicClient::new(ClientId::new(self.config.client_id.clone()))
-            .set_auth_uri(self.auth_url.clone())
-            .set_token_uri(self.token_url.clone())
-            .set_redirect_uri(self.redirect.clone());
-        match &self.config.client_secret {
-            Some(secret) => client.set_client_secret(ClientSecret::new(secret.expose_secret().to_owned())),
-            None => client.set_auth_type(AuthType::RequestBody),
-        }
-    }
-
-    /// The HTTP function the `oauth2` crate calls: reqwest, errors without URL or body.
-    fn http_fn(&self) -> impl Fn(HttpRequest) -> TokenFuture + '_ {
-        move |request: HttpRequest| {
-            let client = self.http.clone();
-            Box::pin(async move {
-                let request = reqwest::Request::try_from(request)
-                    .map_err(|e| TokenHttpError::Transport(crate::http::transport_message(&e)))?;
-                let response = client
-                    .execute(request)
-                    .await
-                    .map_err(|e| TokenHttpError::Transport(crate::http::transport_message(&e)))?;
-                let status = response.status();
-                if status.as_u16() == 429 {
-                    return Err(TokenHttpError::RateLimited { retry_after: parse_retry_after(response.headers()) });
-                }
-                if status.is_server_error() {
-                    return Err(TokenHttpError::Server { status: status.as_u16() });
-                }
-                let headers = response.headers().clone();
-                let body = response
-                    .bytes()
-                    .await
-                    .map_err(|e| TokenHttpError::Transport(crate::http::transport_message(&e)))?;
-                let mut builder = oauth2::http::Response::builder().status(status.as_u16());
-                for (name, value) in &headers {
-                    builder = builder.header(name.as_str(), value.as_bytes());
-                }
-                builder.body(body.to_vec()).map_err(|e| TokenHttpError::Transport(e.to_string()))
-            }) as TokenFuture
-        }
-    }
-
-    fn map_error(
-        &self,
-        err: RequestTokenError<TokenHttpError, StandardErrorResponse<BasicErrorResponseType>>,
-        refreshing: bool,
-    ) -> ProviderError {
-        let provider = self.id.clone();
-        match err {
-            RequestTokenError::ServerResponse(response) => {
-                let description =
-                    response.error_description().map(|d| redact_text(&d.chars().take(200).collect::<String>()));
-                match response.error() {
-                    BasicErrorResponseType::InvalidGrant if refreshing => ProviderError::NeedsReauth {
-                        provider,
-                        reason: format!(
-                            "Spotify refused the refresh token (expired, revoked or already used){}",
-                            description.map(|d| format!(": {d}")).unwrap_or_default()
-                        ),
-                    },
-                    other => ProviderError::InvalidInput {
-                        provider,
-                        endpoint: TOKEN_ENDPOINT.into(),
-                        detail: format!(
-                            "{}{}",
-                            other.as_ref(),
-                            description.map(|d| format!(": {d}")).unwrap_or_default()
-                        ),
-                    },
-                }
-            }
-            RequestTokenError::Request(TokenHttpError::RateLimited { retry_after }) => {
-                ProviderError::RateLimited { provider, retry_after }
-            }
-            RequestTokenError::Request(e) => {
-                ProviderError::Transient { provider, endpoint: TOKEN_ENDPOINT.into(), detail: e.to_string() }
-            }
-            // The body of a token response holds tokens: only the path of the bad field is kept.
-            RequestTokenError::Parse(e, _body) => ProviderError::Protocol {
-                provider,
-                endpoint: TOKEN_ENDPOINT.into(),
-                detail: format!("the token response does not parse at `{}`", e.path()),
-            },
-            RequestTokenError::Other(message) => ProviderError::Protocol {
-                provider,
-                endpoint: TOKEN_ENDPOINT.into(),
-                detail: redact_text(&message.chars().take(200).collect::<String>()),
-            },
-        }
-    }
-
-    fn token_set(response: &BasicTokenResponse, requested: &[&str]) -> TokenSet {
-        TokenSet {
-            access_token: SecretString::from(response.access_token().secret().clone()),
-            refresh_token: response.refresh_token().map(|t| SecretString::from(t.secret().clone())),
-            expires_at: response.expires_in().and_then(|d| chrono::Duration::from_std(d).ok()).map(|d| Utc::now() + d),
-            scopes: match response.scopes() {
-                Some(scopes) => scopes.iter().map(|s| s.to_string()).collect(),
-                None => requested.iter().map(|s| (*s).to_owned()).collect(),
-            },
-        }
+        let flow = OAuthCodeFlow::new(FlowSpec {
+            provider: ProviderId::SPOTIFY,
+            display_name: "Spotify",
+            refresh_refused: "expired, revoked or already used",
+            token_endpoint: TOKEN_ENDPOINT,
+            client_id: &config.client_id,
+            client_secret: config.client_secret.as_ref(),
+            client_auth: ClientAuth::BasicWithSecret,
+            auth_url: AuthUrl::new(format!("{base}/authorize")).map_err(invalid_url("SPOTIFY_ACCOUNTS_BASE_URL"))?,
+            token_url: TokenUrl::new(format!("{base}/api/token")).map_err(invalid_url("SPOTIFY_ACCOUNTS_BASE_URL"))?,
+            redirect: RedirectUrl::new(config.redirect_uri.clone()).map_err(invalid_url("SPOTIFY_REDIRECT_URI"))?,
+            http: &config.http,
+            scopes: &SCOPES,
+            extra_params: &[],
+        })?;
+        Ok(Self { config, flow })
     }
 }
 
 #[async_trait]
 impl ProviderAuth for SpotifyAuth {
     fn provider(&self) -> &ProviderId {
-        &self.id
+        self.flow.provider()
     }
 
     fn authorization_request(&self) -> Result<AuthorizationRequest, ProviderError> {
-        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-        let (url, state) = self
-            .client()
-            .authorize_url(CsrfToken::new_random)
-            .add_scopes(SCOPES.iter().map(|s| Scope::new((*s).to_owned())))
-            .set_pkce_challenge(challenge)
-            .url();
-        Ok(AuthorizationRequest {
-            url: url.to_string(),
-            state: state.secret().clone(),
-            pkce_verifier: Some(SecretString::from(verifier.secret().clone())),
-        })
+        Ok(self.flow.authorization_request())
     }
 
     async fn exchange_code(&self, code: &str, pkce_verifier: Option<&SecretString>) -> Result<TokenSet, ProviderError> {
-        let client = self.client();
-        let mut request = client.exchange_code(AuthorizationCode::new(code.to_owned()));
-        if let Some(verifier) = pkce_verifier {
-            request = request.set_pkce_verifier(PkceCodeVerifier::new(verifier.expose_secret().to_owned()));
-        }
-        let http = self.http_fn();
-        let response = request.request_async(&http).await.map_err(|e| self.map_error(e, false))?;
-        Ok(Self::token_set(&response, &SCOPES))
+        self.flow.exchange_code(code, pkce_verifier).await
     }
 
     async fn refresh(&self, refresh_token: &SecretString) -> Result<TokenSet, ProviderError> {
-        let client = self.client();
-        let token = RefreshToken::new(refresh_token.expose_secret().to_owned());
-        let http = self.http_fn();
-        let response =
-            client.exchange_refresh_token(&token).request_async(&http).await.map_err(|e| self.map_error(e, true))?;
-        Ok(Self::token_set(&response, &SCOPES))
+        self.flow.refresh(refresh_token).await
     }
 
     async fn revoke(&self, _tokens: &TokenSet) -> Result<(), ProviderError> {
         Err(ProviderError::Unsupported {
-            provider: self.id.clone(),
+            provider: self.flow.provider().clone(),
             what: format!("token revocation (Spotify has none: remove dnp's access at {APPS_PAGE})"),
         })
     }

@@ -16,22 +16,15 @@
 //!   revoked: that is a success.
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 
 use async_trait::async_trait;
-use chrono::Utc;
 use dnp_core::{AuthorizationRequest, ProviderAuth, ProviderError, ProviderId, TokenSet};
-use oauth2::basic::{BasicClient, BasicErrorResponseType, BasicTokenResponse};
-use oauth2::{
-    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, HttpRequest, HttpResponse,
-    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError, Scope, StandardErrorResponse,
-    TokenResponse, TokenUrl,
-};
+use oauth2::{AuthUrl, RedirectUrl, TokenUrl};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::config::YouTubeMusicConfig;
-use crate::http::{ConfigError, ErrorBody, ReqwestTransport, parse_retry_after, redact_text};
+use crate::http::{ConfigError, ErrorBody, parse_retry_after};
+use crate::oauth::{ClientAuth, FlowSpec, OAuthCodeFlow, invalid_url};
 
 /// The scopes dnp asks for: read the account (`youtube.readonly`) and manage it over SSL
 /// (`youtube.force-ssl`: rate videos, edit playlists, subscribe and unsubscribe).
@@ -46,26 +39,11 @@ const REVOKE_ENDPOINT: &str = "POST /revoke";
 /// Where a user sees and removes the apps with access to their Google account.
 pub const PERMISSIONS_PAGE: &str = "https://myaccount.google.com/permissions";
 
-/// Why a token request failed below OAuth. Never holds a token or a body.
-#[derive(Debug, Clone, thiserror::Error)]
-enum TokenHttpError {
-    #[error("{0}")]
-    Transport(String),
-    #[error("HTTP {status} from the token endpoint")]
-    Server { status: u16 },
-    #[error("rate limited by the token endpoint")]
-    RateLimited { retry_after: Option<std::time::Duration> },
-}
-
 /// [`ProviderAuth`] for YouTube (Google OAuth). `Debug` prints the client id and the URLs
 /// only.
 pub struct YouTubeMusicAuth {
-    id: ProviderId,
     config: YouTubeMusicConfig,
-    http: reqwest::Client,
-    auth_url: AuthUrl,
-    token_url: TokenUrl,
-    redirect: RedirectUrl,
+    flow: OAuthCodeFlow,
 }
 
 impl fmt::Debug for YouTubeMusicAuth {
@@ -79,21 +57,6 @@ impl fmt::Debug for YouTubeMusicAuth {
     }
 }
 
-type TokenFuture = Pin<Box<dyn Future<Output = Result<HttpResponse, TokenHttpError>> + Send>>;
-
-type Client = oauth2::Client<
-    oauth2::basic::BasicErrorResponse,
-    BasicTokenResponse,
-    oauth2::basic::BasicTokenIntrospectionResponse,
-    oauth2::StandardRevocableToken,
-    oauth2::basic::BasicRevocationErrorResponse,
-    oauth2::EndpointSet,
-    oauth2::EndpointNotSet,
-    oauth2::EndpointNotSet,
-    oauth2::EndpointNotSet,
-    oauth2::EndpointSet,
->;
-
 impl YouTubeMusicAuth {
     /// OAuth for the client of `config`, against its OAuth endpoints.
     ///
@@ -101,184 +64,54 @@ impl YouTubeMusicAuth {
     /// [`ConfigError`] when a URL is unusable or TLS cannot be set up.
     pub fn new(config: YouTubeMusicConfig) -> Result<Self, ConfigError> {
         config.validate()?;
-        let invalid =
-            |name: &'static str| move |e: url::ParseError| ConfigError::Invalid { name, reason: e.to_string() };
-        let auth_url = AuthUrl::new(config.auth_url.clone()).map_err(invalid("GOOGLE_AUTH_URL"))?;
-        let token_url = TokenUrl::new(config.token_url.clone()).map_err(invalid("GOOGLE_TOKEN_URL"))?;
-        let redirect = RedirectUrl::new(config.redirect_uri.clone()).map_err(invalid("YOUTUBE_REDIRECT_URI"))?;
-        let transport = ReqwestTransport::new(&config.http)
-            .map_err(|e| ConfigError::Invalid { name: "HTTP client", reason: e.to_string() })?;
-        Ok(Self {
-            id: ProviderId::new(ProviderId::YOUTUBE_MUSIC)
-                .map_err(|e| ConfigError::Invalid { name: "provider id", reason: e.to_string() })?,
-            http: transport.client().clone(),
-            config,
-            auth_url,
-            token_url,
-            redirect,
-        })
-    }
-
-    fn client(&self) -> Client {
-        let client = BasicClient::new(ClientId::new(self.config.client_id.clone()))
-            .set_auth_uri(self.auth_url.clone())
-            .set_token_uri(self.token_url.clone())
-            .set_redirect_uri(self.redirect.clone())
-            .set_auth_type(AuthType::RequestBody);
-        match &self.config.client_secret {
-            Some(secret) => client.set_client_secret(ClientSecret::new(secret.expose_secret().to_owned())),
-            None => client,
-        }
-    }
-
-    /// The HTTP function the `oauth2` crate calls: reqwest, errors without URL or body.
-    fn http_fn(&self) -> impl Fn(HttpRequest) -> TokenFuture + '_ {
-        move |request: HttpRequest| {
-            let client = self.http.clone();
-            Box::pin(async move {
-                let request = reqwest::Request::try_from(request)
-                    .map_err(|e| TokenHttpError::Transport(crate::http::transport_message(&e)))?;
-                let response = client
-                    .execute(request)
-                    .await
-                    .map_err(|e| TokenHttpError::Transport(crate::http::transport_message(&e)))?;
-                let status = response.status();
-                if status.as_u16() == 429 {
-                    return Err(TokenHttpError::RateLimited { retry_after: parse_retry_after(response.headers()) });
-                }
-                if status.is_server_error() {
-                    return Err(TokenHttpError::Server { status: status.as_u16() });
-                }
-                let headers = response.headers().clone();
-                let body = response
-                    .bytes()
-                    .await
-                    .map_err(|e| TokenHttpError::Transport(crate::http::transport_message(&e)))?;
-                let mut builder = oauth2::http::Response::builder().status(status.as_u16());
-                for (name, value) in &headers {
-                    builder = builder.header(name.as_str(), value.as_bytes());
-                }
-                builder.body(body.to_vec()).map_err(|e| TokenHttpError::Transport(e.to_string()))
-            }) as TokenFuture
-        }
-    }
-
-    fn map_error(
-        &self,
-        err: RequestTokenError<TokenHttpError, StandardErrorResponse<BasicErrorResponseType>>,
-        refreshing: bool,
-    ) -> ProviderError {
-        let provider = self.id.clone();
-        match err {
-            RequestTokenError::ServerResponse(response) => {
-                let description =
-                    response.error_description().map(|d| redact_text(&d.chars().take(200).collect::<String>()));
-                match response.error() {
-                    BasicErrorResponseType::InvalidGrant if refreshing => ProviderError::NeedsReauth {
-                        provider,
-                        reason: format!(
-                            "Google refused the refresh token (revoked, expired or unused for 6 months){}",
-                            description.map(|d| format!(": {d}")).unwrap_or_default()
-                        ),
-                    },
-                    other => ProviderError::InvalidInput {
-                        provider,
-                        endpoint: TOKEN_ENDPOINT.into(),
-                        detail: format!(
-                            "{}{}",
-                            other.as_ref(),
-                            description.map(|d| format!(": {d}")).unwrap_or_default()
-                        ),
-                    },
-                }
-            }
-            RequestTokenError::Request(TokenHttpError::RateLimited { retry_after }) => {
-                ProviderError::RateLimited { provider, retry_after }
-            }
-            RequestTokenError::Request(e) => {
-                ProviderError::Transient { provider, endpoint: TOKEN_ENDPOINT.into(), detail: e.to_string() }
-            }
-            // The body of a token response holds tokens: only the path of the bad field is kept.
-            RequestTokenError::Parse(e, _body) => ProviderError::Protocol {
-                provider,
-                endpoint: TOKEN_ENDPOINT.into(),
-                detail: format!("the token response does not parse at `{}`", e.path()),
-            },
-            RequestTokenError::Other(message) => ProviderError::Protocol {
-                provider,
-                endpoint: TOKEN_ENDPOINT.into(),
-                detail: redact_text(&message.chars().take(200).collect::<String>()),
-            },
-        }
-    }
-
-    fn token_set(response: &BasicTokenResponse) -> TokenSet {
-        TokenSet {
-            access_token: SecretString::from(response.access_token().secret().clone()),
-            refresh_token: response.refresh_token().map(|t| SecretString::from(t.secret().clone())),
-            expires_at: response.expires_in().and_then(|d| chrono::Duration::from_std(d).ok()).map(|d| Utc::now() + d),
-            scopes: match response.scopes() {
-                Some(scopes) => scopes.iter().map(|s| s.to_string()).collect(),
-                None => SCOPES.iter().map(|s| (*s).to_owned()).collect(),
-            },
-        }
+        let flow = OAuthCodeFlow::new(FlowSpec {
+            provider: ProviderId::YOUTUBE_MUSIC,
+            display_name: "Google",
+            refresh_refused: "revoked, expired or unused for 6 months",
+            token_endpoint: TOKEN_ENDPOINT,
+            client_id: &config.client_id,
+            client_secret: config.client_secret.as_ref(),
+            client_auth: ClientAuth::RequestBody,
+            auth_url: AuthUrl::new(config.auth_url.clone()).map_err(invalid_url("GOOGLE_AUTH_URL"))?,
+            token_url: TokenUrl::new(config.token_url.clone()).map_err(invalid_url("GOOGLE_TOKEN_URL"))?,
+            redirect: RedirectUrl::new(config.redirect_uri.clone()).map_err(invalid_url("YOUTUBE_REDIRECT_URI"))?,
+            http: &config.http,
+            scopes: &SCOPES,
+            extra_params: &[("access_type", "offline"), ("prompt", "consent"), ("include_granted_scopes", "true")],
+        })?;
+        Ok(Self { config, flow })
     }
 }
 
 #[async_trait]
 impl ProviderAuth for YouTubeMusicAuth {
     fn provider(&self) -> &ProviderId {
-        &self.id
+        self.flow.provider()
     }
 
     fn authorization_request(&self) -> Result<AuthorizationRequest, ProviderError> {
-        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-        let (url, state) = self
-            .client()
-            .authorize_url(CsrfToken::new_random)
-            .add_scopes(SCOPES.iter().map(|s| Scope::new((*s).to_owned())))
-            .add_extra_param("access_type", "offline")
-            .add_extra_param("prompt", "consent")
-            .add_extra_param("include_granted_scopes", "true")
-            .set_pkce_challenge(challenge)
-            .url();
-        Ok(AuthorizationRequest {
-            url: url.to_string(),
-            state: state.secret().clone(),
-            pkce_verifier: Some(SecretString::from(verifier.secret().clone())),
-        })
+        Ok(self.flow.authorization_request())
     }
 
     async fn exchange_code(&self, code: &str, pkce_verifier: Option<&SecretString>) -> Result<TokenSet, ProviderError> {
-        let client = self.client();
-        let mut request = client.exchange_code(AuthorizationCode::new(code.to_owned()));
-        if let Some(verifier) = pkce_verifier {
-            request = request.set_pkce_verifier(PkceCodeVerifier::new(verifier.expose_secret().to_owned()));
-        }
-        let http = self.http_fn();
-        let response = request.request_async(&http).await.map_err(|e| self.map_error(e, false))?;
-        Ok(Self::token_set(&response))
+        self.flow.exchange_code(code, pkce_verifier).await
     }
 
     async fn refresh(&self, refresh_token: &SecretString) -> Result<TokenSet, ProviderError> {
-        let client = self.client();
-        let token = RefreshToken::new(refresh_token.expose_secret().to_owned());
-        let http = self.http_fn();
-        let response =
-            client.exchange_refresh_token(&token).request_async(&http).await.map_err(|e| self.map_error(e, true))?;
-        Ok(Self::token_set(&response))
+        self.flow.refresh(refresh_token).await
     }
 
     async fn revoke(&self, tokens: &TokenSet) -> Result<(), ProviderError> {
         let token = tokens.refresh_token.as_ref().unwrap_or(&tokens.access_token);
-        let provider = self.id.clone();
+        let provider = self.flow.provider().clone();
         let transient = |detail: String| ProviderError::Transient {
             provider: provider.clone(),
             endpoint: REVOKE_ENDPOINT.into(),
             detail,
         };
         let response = self
-            .http
+            .flow
+            .http()
             .post(&self.config.revoke_url)
             .form(&[("token", token.expose_secret())])
             .send()
