@@ -236,6 +236,15 @@ impl Backoff {
 /// - `cancel` cancels a queued job at once and flags a running one (the worker sees
 ///   [`Heartbeat::CancelRequested`]); a finished job is returned unchanged.
 /// - `list_by_owner` reads the owner's index, newest first: never a scan of all jobs.
+/// - `enqueue_many` enqueues each job as `enqueue` would and returns them in input order:
+///   a key already stored yields the stored job, and a key repeated inside the batch
+///   yields the job of its first occurrence. Backends that can store the batch all-or-nothing
+///   (one transaction, one commit) do; the provided default enqueues one job at a time and
+///   keeps those stored before an error.
+/// - `complete_and_reserve` completes the leased job, then reserves the next one as `reserve`
+///   would. The completion is durable before the next lease is returned; with a stale lease it
+///   completes nothing, reserves nothing and is [`StoreError::LeaseLost`]. Backends may do both
+///   in one commit; if the reservation fails after that, the completion stays.
 #[async_trait]
 pub trait JobQueue: Send + Sync + fmt::Debug {
     /// Adds a job.
@@ -265,4 +274,27 @@ pub trait JobQueue: Send + Sync + fmt::Debug {
     ) -> Result<Vec<Job>, StoreError>;
     /// Queued and running counts per job type.
     async fn depth(&self) -> Result<Vec<QueueDepth>, StoreError>;
+
+    /// Adds several jobs, returned in input order (see the Contract). The default calls
+    /// [`enqueue`](Self::enqueue) for each job in turn.
+    async fn enqueue_many(&self, jobs: Vec<NewJob>) -> Result<Vec<Job>, StoreError> {
+        let mut out = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            out.push(self.enqueue(job).await?);
+        }
+        Ok(out)
+    }
+
+    /// Marks the leased job succeeded and leases the next due job to `worker` for
+    /// `lease_for` (see the Contract). The default calls [`complete`](Self::complete), then
+    /// [`reserve`](Self::reserve).
+    async fn complete_and_reserve(
+        &self,
+        lease: &Lease,
+        worker: &str,
+        lease_for: Duration,
+    ) -> Result<Option<Lease>, StoreError> {
+        self.complete(lease).await?;
+        self.reserve(worker, lease_for).await
+    }
 }

@@ -70,6 +70,7 @@ impl RedisQueueOptions {
 struct Scripts {
     enqueue: Script,
     reserve: Script,
+    complete_and_reserve: Script,
     heartbeat: Script,
     progress: Script,
     finish: Script,
@@ -83,6 +84,7 @@ impl Scripts {
         Self {
             enqueue: Script::new(ENQUEUE_LUA),
             reserve: Script::new(RESERVE_LUA),
+            complete_and_reserve: Script::new(COMPLETE_AND_RESERVE_LUA),
             heartbeat: Script::new(HEARTBEAT_LUA),
             progress: Script::new(PROGRESS_LUA),
             finish: Script::new(FINISH_LUA),
@@ -329,6 +331,40 @@ impl JobQueue for RedisJobQueue {
         }
     }
 
+    /// One script: the completion and the next reservation, atomic, in one round trip.
+    async fn complete_and_reserve(
+        &self,
+        lease: &Lease,
+        worker: &str,
+        lease_for: Duration,
+    ) -> Result<Option<Lease>, StoreError> {
+        let mut conn = self.conn.clone();
+        let now = now_us();
+        let token = Uuid::new_v4();
+        let fields: Option<Vec<String>> = self
+            .scripts
+            .complete_and_reserve
+            .arg(&self.options.prefix)
+            .arg(now)
+            .arg(worker)
+            .arg(token.to_string())
+            .arg(now.saturating_add(dur_us(lease_for)))
+            .arg(LEASE_EXPIRED_ON_LAST_ATTEMPT)
+            .arg(self.options.promote_batch.max(1))
+            .arg(lease.job.id.to_string())
+            .arg(lease.token.to_string())
+            .invoke_async(&mut conn)
+            .await
+            .map_err(be)?;
+        match fields {
+            Some(fields) if fields.len() == 1 && fields[0] == "lease_lost" => {
+                Err(StoreError::LeaseLost { job: lease.job.id })
+            }
+            Some(fields) => Ok(Some(Lease { job: job_from_fields(fields)?, token })),
+            None => Ok(None),
+        }
+    }
+
     async fn heartbeat(&self, lease: &Lease, extend: Duration) -> Result<Heartbeat, StoreError> {
         let mut conn = self.conn.clone();
         let now = now_us();
@@ -540,8 +576,10 @@ return redis.call('HGETALL', key)
 "#
 );
 
-const RESERVE_LUA: &str = lua!(
-    r#"
+/// The body of [`RESERVE_LUA`], shared with [`COMPLETE_AND_RESERVE_LUA`].
+macro_rules! reserve_lua_body {
+    () => {
+        r#"
 -- ARGV: 2 now, 3 worker, 4 token, 5 lease expiry, 6 message for lost last attempts, 7 batch
 local now = ARGV[2]
 local batch = tonumber(ARGV[7])
@@ -587,7 +625,29 @@ while true do
   end
 end
 "#
-);
+    };
+}
+
+const RESERVE_LUA: &str = lua!(reserve_lua_body!());
+
+/// [`FINISH_LUA`] with `succeeded`, then [`RESERVE_LUA`], atomically: one round trip.
+/// Returns `{'lease_lost'}` (and changes nothing) on a stale lease.
+const COMPLETE_AND_RESERVE_LUA: &str = lua!(concat!(
+    r#"
+-- ARGV: 2 now, 3 worker, 4 new token, 5 lease expiry, 6 message for lost last attempts,
+--       7 batch, 8 id of the job to complete, 9 its lease token
+do
+  local k = p .. 'job:' .. ARGV[8]
+  local f = redis.call('HMGET', k, 'status', 'lease_token', 'kind')
+  if f[1] ~= 'running' or f[2] ~= ARGV[9] then return {'lease_lost'} end
+  redis.call('HSET', k, 'status', 'succeeded', 'updated_us', ARGV[2])
+  redis.call('HDEL', k, 'lease_token', 'lease_expires_us')
+  redis.call('ZREM', p .. 'leased', ARGV[8])
+  depth('running', f[3], -1)
+end
+"#,
+    reserve_lua_body!()
+));
 
 const HEARTBEAT_LUA: &str = lua!(
     r#"

@@ -181,6 +181,119 @@ const INSERT: Sql = Sql {
     ),
 };
 
+/// The head of `enqueue_many`'s multi-row insert; rows follow ([`insert_many_sql`]).
+const INSERT_MANY_HEAD: Sql = Sql {
+    #[cfg(feature = "sqlite")]
+    sqlite: "INSERT INTO dnp_jobs (id, kind, payload, owner, status, priority, attempts, max_attempts, run_at_us, \
+             idempotency_key, cancel_requested, created_us, updated_us) VALUES ",
+    #[cfg(feature = "postgres")]
+    postgres: "INSERT INTO dnp_jobs AS j (id, kind, payload, owner, status, priority, attempts, max_attempts, \
+               run_at_us, idempotency_key, cancel_requested, created_us, updated_us) VALUES ",
+};
+
+const INSERT_MANY_TAIL: Sql = Sql {
+    #[cfg(feature = "sqlite")]
+    sqlite: concat!(" ON CONFLICT (idempotency_key) DO NOTHING RETURNING ", sqlite_cols!()),
+    #[cfg(feature = "postgres")]
+    postgres: concat!(" ON CONFLICT (idempotency_key) DO NOTHING RETURNING ", pg_cols!()),
+};
+
+/// Binds per row of `enqueue_many`'s insert.
+const BINDS_PER_ROW: usize = 9;
+
+/// Rows per insert statement: 4,500 binds, well within SQLite's 32,766 and PostgreSQL's 65,535.
+const ENQUEUE_CHUNK: usize = 500;
+
+/// `head`, `rows` value tuples of [`BINDS_PER_ROW`] binds each, `tail`.
+fn insert_many_sql(head: &str, tail: &str, rows: usize, postgres: bool) -> String {
+    let mut sql = String::with_capacity(head.len() + tail.len() + rows * 100);
+    sql.push_str(head);
+    for r in 0..rows {
+        let b = r * BINDS_PER_ROW;
+        let [id, kind, payload, owner, prio, max, run_at, key, now] = std::array::from_fn(|i| b + i + 1);
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        let row = if postgres {
+            format!(
+                "(${id}::uuid, ${kind}, ${payload}::jsonb, ${owner}::uuid, 'queued', ${prio}, 0, ${max}, ${run_at}, \
+                 ${key}, FALSE, ${now}, ${now})"
+            )
+        } else {
+            format!(
+                "(${id}, ${kind}, ${payload}, ${owner}, 'queued', ${prio}, 0, ${max}, ${run_at}, ${key}, 0, ${now}, ${now})"
+            )
+        };
+        sql.push_str(&row);
+    }
+    sql.push_str(tail);
+    sql
+}
+
+/// A job of `enqueue_many`, ready to bind.
+struct InsertRow {
+    id: String,
+    kind: String,
+    payload: String,
+    owner: Option<String>,
+    priority: i64,
+    max_attempts: i64,
+    run_at: i64,
+    key: Option<String>,
+    now: i64,
+}
+
+/// Where `enqueue_many`'s output `i` comes from.
+enum Slot {
+    /// Row `n` of the insert.
+    Row(usize),
+    /// The same job as output `n` (a key repeated in the batch).
+    SameAs(usize),
+}
+
+/// Runs `enqueue_many`'s inserts and key lookups on the transaction `$tx`, in the dialect
+/// `$dialect` of the [`Sql`] constants, and yields the inserted rows by id and the jobs
+/// already stored under a key of the batch, by key.
+macro_rules! enqueue_many_in_tx {
+    ($tx:ident, $dialect:ident, $postgres:expr, $rows:expr) => {{
+        let mut inserted: std::collections::HashMap<String, Job> = std::collections::HashMap::new();
+        for chunk in $rows.chunks(ENQUEUE_CHUNK) {
+            let sql = insert_many_sql(INSERT_MANY_HEAD.$dialect, INSERT_MANY_TAIL.$dialect, chunk.len(), $postgres);
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for r in chunk {
+                q = q
+                    .bind(&r.id)
+                    .bind(&r.kind)
+                    .bind(&r.payload)
+                    .bind(&r.owner)
+                    .bind(r.priority)
+                    .bind(r.max_attempts)
+                    .bind(r.run_at)
+                    .bind(&r.key)
+                    .bind(r.now);
+            }
+            for row in q.fetch_all(&mut *$tx).await.map_err(be)? {
+                let job = raw_from_row(&row)?.into_job()?;
+                inserted.insert(job.id.to_string(), job);
+            }
+        }
+        let mut existing: std::collections::HashMap<String, Job> = std::collections::HashMap::new();
+        for r in $rows.iter().filter(|r| !inserted.contains_key(&r.id)) {
+            let Some(key) = &r.key else {
+                return Err(StoreError::Conflict { what: format!("job id {} already exists", r.id) });
+            };
+            let row = sqlx::query(BY_KEY.$dialect).bind(key).fetch_optional(&mut *$tx).await.map_err(be)?;
+            // Deleted (cleanup) between the insert and the lookup: the caller may try again.
+            let Some(row) = row else {
+                return Err(StoreError::Conflict { what: "idempotency key kept changing hands".to_owned() });
+            };
+            existing.insert(key.clone(), raw_from_row(&row)?.into_job()?);
+        }
+        $tx.commit().await.map_err(be)?;
+        (inserted, existing)
+    }};
+}
+
 const BY_KEY: Sql = Sql {
     #[cfg(feature = "sqlite")]
     sqlite: concat!("SELECT ", sqlite_cols!(), " FROM dnp_jobs WHERE idempotency_key = $1"),
@@ -637,6 +750,130 @@ impl SqlJobQueue {
     }
 }
 
+/// What one reservation binds: the time, the worker, a fresh token and the lease's expiry.
+struct ReserveTicket<'a> {
+    now: i64,
+    worker: &'a str,
+    token: Uuid,
+    token_s: String,
+    expires: i64,
+}
+
+impl<'a> ReserveTicket<'a> {
+    fn new(worker: &'a str, lease_for: Duration) -> Self {
+        let now = now_us();
+        let token = Uuid::new_v4();
+        Self { now, worker, token, token_s: token.to_string(), expires: now.saturating_add(dur_us(lease_for)) }
+    }
+
+    fn lease(self, raw: Option<RawJob>) -> Result<Option<Lease>, StoreError> {
+        match raw {
+            Some(raw) => Ok(Some(Lease { job: raw.into_job()?, token: self.token })),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Reclaims expired leases (if any), then leases the best due job, on `conn` (a pooled
+/// connection or a transaction).
+#[cfg(feature = "sqlite")]
+async fn sqlite_reserve(
+    conn: &mut sqlx::SqliteConnection,
+    t: &ReserveTicket<'_>,
+) -> Result<Option<RawJob>, StoreError> {
+    let expired: Option<i64> =
+        sqlx::query_scalar(SQLITE_ANY_EXPIRED).bind(t.now).fetch_optional(&mut *conn).await.map_err(be)?;
+    if expired.is_some() {
+        sqlx::query(SQLITE_RECLAIM)
+            .bind(t.now)
+            .bind(LEASE_EXPIRED_ON_LAST_ATTEMPT)
+            .bind(RECLAIM_BATCH)
+            .execute(&mut *conn)
+            .await
+            .map_err(be)?;
+    }
+    let row = sqlx::query(RESERVE.sqlite)
+        .bind(t.now)
+        .bind(t.worker)
+        .bind(&t.token_s)
+        .bind(t.expires)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(be)?;
+    row.map(|r| raw_from_row(&r)).transpose()
+}
+
+/// The reserve statement (reclaim and lease in one), on `conn` (a pooled connection or a
+/// transaction).
+#[cfg(feature = "postgres")]
+async fn pg_reserve(conn: &mut sqlx::PgConnection, t: &ReserveTicket<'_>) -> Result<Option<RawJob>, StoreError> {
+    let row = sqlx::query(RESERVE.postgres)
+        .bind(t.now)
+        .bind(t.worker)
+        .bind(&t.token_s)
+        .bind(t.expires)
+        .bind(LEASE_EXPIRED_ON_LAST_ATTEMPT)
+        .bind(RECLAIM_BATCH)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(be)?;
+    row.map(|r| raw_from_row(&r)).transpose()
+}
+
+/// Marks the leased job succeeded on `$tx`, or returns `LeaseLost` (the transaction,
+/// dropped uncommitted, rolls back).
+macro_rules! complete_in_tx {
+    ($tx:ident, $dialect:ident, $lease:expr) => {{
+        let (id, token) = ($lease.job.id.to_string(), $lease.token.to_string());
+        let n = sqlx::query(FINISH.$dialect)
+            .bind("succeeded")
+            .bind(now_us())
+            .bind(&id)
+            .bind(&token)
+            .execute(&mut *$tx)
+            .await
+            .map_err(be)?
+            .rows_affected();
+        if n != 1 {
+            return Err(StoreError::LeaseLost { job: $lease.job.id });
+        }
+    }};
+}
+
+impl SqlJobQueue {
+    /// Splits a batch into the rows to insert (the first job of each key) and where each
+    /// output comes from.
+    fn plan_batch(jobs: Vec<NewJob>) -> Result<(Vec<InsertRow>, Vec<Slot>), StoreError> {
+        let now = now_us();
+        let mut rows: Vec<InsertRow> = Vec::with_capacity(jobs.len());
+        let mut slots = Vec::with_capacity(jobs.len());
+        let mut first_of_key: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+        for (i, new) in jobs.into_iter().enumerate() {
+            if let Some(key) = &new.idempotency_key {
+                if let Some(&first) = first_of_key.get(key) {
+                    slots.push(Slot::SameAs(first));
+                    continue;
+                }
+                first_of_key.insert(key.clone(), i);
+            }
+            let payload = serde_json::to_string(&new.payload).map_err(|e| corrupt(format!("payload: {e}")))?;
+            slots.push(Slot::Row(rows.len()));
+            rows.push(InsertRow {
+                id: JobId::new_random().to_string(),
+                kind: new.kind,
+                payload,
+                owner: new.owner.map(|o| o.to_string()),
+                priority: i64::from(new.priority),
+                max_attempts: i64::from(new.max_attempts.max(1)),
+                run_at: new.run_at.map_or(now, to_us),
+                key: new.idempotency_key,
+                now,
+            });
+        }
+        Ok((rows, slots))
+    }
+}
+
 #[async_trait]
 impl JobQueue for SqlJobQueue {
     async fn enqueue(&self, new: NewJob) -> Result<Job, StoreError> {
@@ -670,53 +907,14 @@ impl JobQueue for SqlJobQueue {
     }
 
     async fn reserve(&self, worker: &str, lease_for: Duration) -> Result<Option<Lease>, StoreError> {
-        let now = now_us();
-        let token = Uuid::new_v4();
-        let expires = now.saturating_add(dur_us(lease_for));
-        let token_s = token.to_string();
+        let ticket = ReserveTicket::new(worker, lease_for);
         let raw = match &self.pool {
             #[cfg(feature = "sqlite")]
-            SqlPool::Sqlite(p) => {
-                let expired: Option<i64> =
-                    sqlx::query_scalar(SQLITE_ANY_EXPIRED).bind(now).fetch_optional(p).await.map_err(be)?;
-                if expired.is_some() {
-                    sqlx::query(SQLITE_RECLAIM)
-                        .bind(now)
-                        .bind(LEASE_EXPIRED_ON_LAST_ATTEMPT)
-                        .bind(RECLAIM_BATCH)
-                        .execute(p)
-                        .await
-                        .map_err(be)?;
-                }
-                let row = sqlx::query(RESERVE.sqlite)
-                    .bind(now)
-                    .bind(worker)
-                    .bind(&token_s)
-                    .bind(expires)
-                    .fetch_optional(p)
-                    .await
-                    .map_err(be)?;
-                row.map(|r| raw_from_row(&r)).transpose()?
-            }
+            SqlPool::Sqlite(p) => sqlite_reserve(&mut *p.acquire().await.map_err(be)?, &ticket).await?,
             #[cfg(feature = "postgres")]
-            SqlPool::Postgres(p) => {
-                let row = sqlx::query(RESERVE.postgres)
-                    .bind(now)
-                    .bind(worker)
-                    .bind(&token_s)
-                    .bind(expires)
-                    .bind(LEASE_EXPIRED_ON_LAST_ATTEMPT)
-                    .bind(RECLAIM_BATCH)
-                    .fetch_optional(p)
-                    .await
-                    .map_err(be)?;
-                row.map(|r| raw_from_row(&r)).transpose()?
-            }
+            SqlPool::Postgres(p) => pg_reserve(&mut *p.acquire().await.map_err(be)?, &ticket).await?,
         };
-        match raw {
-            Some(raw) => Ok(Some(Lease { job: raw.into_job()?, token })),
-            None => Ok(None),
-        }
+        ticket.lease(raw)
     }
 
     async fn heartbeat(&self, lease: &Lease, extend: Duration) -> Result<Heartbeat, StoreError> {
@@ -822,5 +1020,74 @@ impl JobQueue for SqlJobQueue {
             }
         }
         Ok(out)
+    }
+
+    /// One transaction: multi-row `INSERT … ON CONFLICT (idempotency_key) DO NOTHING`
+    /// statements of up to 500 jobs, then a lookup of each key that was already stored:
+    /// one commit for the whole batch, all-or-nothing.
+    async fn enqueue_many(&self, jobs: Vec<NewJob>) -> Result<Vec<Job>, StoreError> {
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (rows, slots) = Self::plan_batch(jobs)?;
+        let (mut inserted, existing) = match &self.pool {
+            #[cfg(feature = "sqlite")]
+            SqlPool::Sqlite(p) => {
+                let mut tx = p.begin().await.map_err(be)?;
+                enqueue_many_in_tx!(tx, sqlite, false, rows)
+            }
+            #[cfg(feature = "postgres")]
+            SqlPool::Postgres(p) => {
+                let mut tx = p.begin().await.map_err(be)?;
+                enqueue_many_in_tx!(tx, postgres, true, rows)
+            }
+        };
+        let mut out: Vec<Job> = Vec::with_capacity(slots.len());
+        for slot in slots {
+            let job = match slot {
+                Slot::Row(n) => {
+                    let row = &rows[n];
+                    match inserted.remove(&row.id) {
+                        Some(job) => job,
+                        None => {
+                            let key = row.key.as_deref().unwrap_or_default();
+                            existing.get(key).cloned().ok_or_else(|| corrupt(format!("job {} went missing", row.id)))?
+                        }
+                    }
+                }
+                Slot::SameAs(i) => out[i].clone(),
+            };
+            out.push(job);
+        }
+        Ok(out)
+    }
+
+    /// One transaction: the completion, then `reserve`'s statements; one commit.
+    async fn complete_and_reserve(
+        &self,
+        lease: &Lease,
+        worker: &str,
+        lease_for: Duration,
+    ) -> Result<Option<Lease>, StoreError> {
+        let ticket = ReserveTicket::new(worker, lease_for);
+        let raw = match &self.pool {
+            #[cfg(feature = "sqlite")]
+            SqlPool::Sqlite(p) => {
+                let mut tx = p.begin().await.map_err(be)?;
+                complete_in_tx!(tx, sqlite, lease);
+                let raw = sqlite_reserve(&mut tx, &ticket).await?;
+                tx.commit().await.map_err(be)?;
+                raw
+            }
+            #[cfg(feature = "postgres")]
+            SqlPool::Postgres(p) => {
+                let mut tx = p.begin().await.map_err(be)?;
+                complete_in_tx!(tx, postgres, lease);
+                let raw = pg_reserve(&mut tx, &ticket).await?;
+                tx.commit().await.map_err(be)?;
+                raw
+            }
+        };
+        ticket.lease(raw)
     }
 }

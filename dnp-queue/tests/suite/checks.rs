@@ -552,3 +552,128 @@ pub(crate) async fn many_running_few_queued(q: Arc<dyn JobQueue>) {
         q.reserve("holder", Duration::from_secs(3600)).await.unwrap().unwrap();
     }
 }
+
+pub(crate) async fn enqueue_many_keeps_idempotency_keys(q: Arc<dyn JobQueue>) {
+    assert!(q.enqueue_many(Vec::new()).await.unwrap().is_empty(), "an empty batch stores nothing");
+    let stored = q.enqueue(job("enforcement").with_idempotency_key("batch:k0")).await.unwrap();
+    let owner = UserId::new_random();
+    let batch = vec![
+        NewJob::new("enforcement", json!({"n": 0})).with_idempotency_key("batch:k1").with_owner(owner).with_priority(2),
+        NewJob::new("enforcement", json!({"n": 1})),
+        NewJob::new("enforcement", json!({"n": 2, "other": "payload"})).with_idempotency_key("batch:k0"),
+        NewJob::new("enforcement", json!({"n": 3, "other": "payload"})).with_idempotency_key("batch:k1"),
+        NewJob::new("enforcement", json!({"n": 4})).with_idempotency_key("batch:k2").with_max_attempts(9),
+        NewJob::new("enforcement", json!({"n": 5})),
+    ];
+    let out = q.enqueue_many(batch).await.unwrap();
+    assert_eq!(out.len(), 6, "one job per input, in input order");
+    assert_eq!(out[0].payload, json!({"n": 0}));
+    assert_eq!((out[0].owner, out[0].priority, out[0].status), (Some(owner), 2, JobStatus::Queued));
+    assert_eq!(out[1].payload, json!({"n": 1}));
+    assert_eq!(out[2], stored, "a key already stored yields the stored job, unchanged");
+    assert_eq!(out[3], out[0], "a key repeated in the batch yields its first job");
+    assert_eq!((out[4].payload.clone(), out[4].max_attempts), (json!({"n": 4}), 9));
+    assert_eq!(out[5].payload, json!({"n": 5}));
+    let distinct: BTreeSet<JobId> = out.iter().map(|j| j.id).collect();
+    assert_eq!(distinct.len(), 5, "k0 (stored), k1, two without a key, k2");
+    for j in &out {
+        assert_eq!(q.get(j.id).await.unwrap().as_ref(), Some(j), "get returns what enqueue_many returned");
+    }
+
+    // The same batch again creates only the jobs without a key.
+    let again = vec![
+        NewJob::new("enforcement", json!({"again": 1})).with_idempotency_key("batch:k2"),
+        NewJob::new("enforcement", json!({"again": 2})),
+    ];
+    let again = q.enqueue_many(again).await.unwrap();
+    assert_eq!(again[0], out[4]);
+    assert!(!distinct.contains(&again[1].id));
+
+    let depth = q.depth().await.unwrap();
+    assert_eq!(depth.iter().map(|d| d.queued).sum::<u64>(), 6, "exactly the distinct jobs are queued");
+
+    // A batch larger than any one statement's rows.
+    let many: Vec<NewJob> = (0..1203)
+        .map(|i| NewJob::new("bulk", json!({"i": i})).with_idempotency_key(format!("bulk:{}", i % 1100)))
+        .collect();
+    let many = q.enqueue_many(many).await.unwrap();
+    assert_eq!(many.len(), 1203);
+    for (i, j) in many.iter().enumerate() {
+        assert_eq!(j.payload, json!({"i": i % 1100}), "job {i} is the first of its key");
+        assert_eq!(j.idempotency_key.as_deref(), Some(format!("bulk:{}", i % 1100).as_str()));
+    }
+    let bulk = q.depth().await.unwrap().into_iter().find(|d| d.kind == "bulk").expect("bulk depth");
+    assert_eq!(bulk.queued, 1100);
+}
+
+pub(crate) async fn complete_and_reserve_moves_to_the_next_job(q: Arc<dyn JobQueue>) {
+    let a = q.enqueue(job("scan").with_priority(3)).await.unwrap();
+    let b = q.enqueue(job("scan").with_priority(2)).await.unwrap();
+    let first = q.reserve("w", LONG).await.unwrap().unwrap();
+    assert_eq!(first.job.id, a.id);
+    let second = q.complete_and_reserve(&first, "w", LONG).await.unwrap().expect("b is due");
+    assert_eq!(second.job.id, b.id);
+    assert_eq!((second.job.status, second.job.attempts), (JobStatus::Running, 1));
+    assert_eq!(second.job.worker.as_deref(), Some("w"));
+    assert_eq!(q.get(a.id).await.unwrap().unwrap().status, JobStatus::Succeeded, "a completed");
+    assert_lease_lost(q.complete(&first).await, a.id, "the first lease is spent");
+    assert!(q.complete_and_reserve(&second, "w", LONG).await.unwrap().is_none(), "nothing left");
+    assert_eq!(q.get(b.id).await.unwrap().unwrap().status, JobStatus::Succeeded, "b completed");
+}
+
+pub(crate) async fn complete_and_reserve_with_a_stale_lease_completes_nothing(q: Arc<dyn JobQueue>) {
+    let j = q.enqueue(job("scan").with_priority(5)).await.unwrap();
+    let old = q.reserve("w1", Duration::from_millis(300)).await.unwrap().unwrap();
+    let new = reserve_within(&*q, "w2", LONG, Duration::from_secs(10)).await;
+    assert_eq!(new.job.id, j.id);
+    let other = q.enqueue(job("scan")).await.unwrap();
+    assert_lease_lost(q.complete_and_reserve(&old, "w1", LONG).await, j.id, "complete_and_reserve, stale token");
+    let now = q.get(j.id).await.unwrap().unwrap();
+    assert_eq!((now.status, now.worker.as_deref()), (JobStatus::Running, Some("w2")), "not completed");
+    assert_eq!(q.get(other.id).await.unwrap().unwrap().status, JobStatus::Queued, "nothing reserved");
+    let forged = Lease { job: new.job.clone(), token: uuid::Uuid::new_v4() };
+    assert_lease_lost(q.complete_and_reserve(&forged, "w3", LONG).await, j.id, "a token never issued");
+    assert_eq!(q.get(other.id).await.unwrap().unwrap().status, JobStatus::Queued, "still nothing reserved");
+    let next = q.complete_and_reserve(&new, "w2", LONG).await.unwrap().expect("the other job");
+    assert_eq!(next.job.id, other.id);
+    assert_eq!(q.get(j.id).await.unwrap().unwrap().status, JobStatus::Succeeded);
+}
+
+/// `workers` workers loop `complete_and_reserve` over `jobs` jobs enqueued in batches:
+/// each job runs exactly once.
+pub(crate) async fn workers_race_with_complete_and_reserve(q: Arc<dyn JobQueue>, workers: usize, jobs: usize) {
+    let mut ids = BTreeSet::new();
+    let batch: Vec<NewJob> =
+        (0..jobs).map(|i| NewJob::new("bulk", json!({"i": i})).with_priority((i % 4) as i32)).collect();
+    for chunk in batch.chunks(50) {
+        ids.extend(q.enqueue_many(chunk.to_vec()).await.unwrap().into_iter().map(|j| j.id));
+    }
+    assert_eq!(ids.len(), jobs);
+    let barrier = Arc::new(Barrier::new(workers));
+    let mut tasks = Vec::new();
+    for w in 0..workers {
+        let (q, barrier) = (q.clone(), barrier.clone());
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            let worker = format!("w{w}");
+            let mut done = Vec::new();
+            let mut next = q.reserve(&worker, LONG).await.unwrap();
+            while let Some(lease) = next {
+                assert_eq!(lease.job.attempts, 1, "no job is handed out twice");
+                done.push(lease.job.id);
+                next = q.complete_and_reserve(&lease, &worker, LONG).await.unwrap();
+            }
+            done
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    assert_eq!(all.len(), jobs, "every job done once");
+    let unique: BTreeSet<JobId> = all.into_iter().collect();
+    assert_eq!(unique, ids);
+    for id in &ids {
+        assert_eq!(q.get(*id).await.unwrap().unwrap().status, JobStatus::Succeeded);
+    }
+}

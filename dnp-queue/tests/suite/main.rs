@@ -19,7 +19,16 @@ macro_rules! contract_tests {
             list_by_owner_order_and_pagination,
             depth_per_kind,
             worker_killed_mid_job_is_released_and_completes_once,
+            enqueue_many_keeps_idempotency_keys,
+            complete_and_reserve_moves_to_the_next_job,
+            complete_and_reserve_with_a_stale_lease_completes_nothing,
         );
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn eight_workers_race_with_complete_and_reserve() {
+            let (q, _guard) = $fresh().await;
+            crate::checks::workers_race_with_complete_and_reserve(q, 8, 300).await;
+        }
 
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn two_workers_race_for_one_job() {
