@@ -98,6 +98,8 @@ pub struct Config {
     /// Email notifications (`SMTP_URL`, `SMTP_FROM`, `SMTP_TIMEOUT_SECONDS`): off when
     /// `SMTP_URL` is unset.
     pub smtp: Option<SmtpSettings>,
+    /// Sign-in with Google, Apple and GitHub (see [`crate::idp::IdentityProviders`]).
+    pub identity_providers: crate::idp::IdentityProviders,
 }
 
 /// How email notifications are sent. Debug shows the server, never the credentials.
@@ -391,7 +393,9 @@ impl Config {
 
         let smtp = SmtpSettings::from_lookup(&get)?;
 
+        let identity_providers = crate::idp::IdentityProviders::from_lookup(&get)?;
         Ok(Self {
+            identity_providers,
             smtp,
             providers: ProviderSettings { spotify, youtube_music, tidal, apple_music },
             kms,

@@ -22,6 +22,7 @@ use dnp_providers::youtube_music::emulator::YouTubeMusicEmulator;
 use secrecy::SecretString;
 
 use crate::config::{Config, Mode, default_redirect_uri};
+use crate::idp_emulator::{IdpEmulator, IdpUser};
 use crate::run::{StartError, connect_and_migrate};
 use crate::state::{AppState, Providers};
 
@@ -59,6 +60,8 @@ pub struct Demo {
     pub tidal: TidalEmulator,
     /// The Apple Music emulator (its MusicKit stand-in plays the browser's part).
     pub apple_music: AppleMusicEmulator,
+    /// The Google, Apple and GitHub sign-in emulator (approves as the demo account's email).
+    pub identity: IdpEmulator,
     stop: tokio::sync::watch::Sender<bool>,
     server: tokio::task::JoinHandle<Result<(), StartError>>,
     worker: tokio::task::JoinHandle<()>,
@@ -140,6 +143,9 @@ pub async fn start(options: DemoOptions) -> Result<Demo, StartError> {
     vars.insert("PUBLIC_BASE_URL", url.clone());
     vars.insert("SESSION_SECRET", demo_secret(&data_dir)?);
     vars.insert("KMS_PROVIDER", "local".into());
+    // Sign-in with Google, Apple and GitHub, emulated: each signs into the demo account.
+    let identity = IdpEmulator::start(IdpUser::verified("1001", DEMO_EMAIL)).await?;
+    vars.extend(identity.env_vars());
     for passthrough in ["LOG_FORMAT", "WORKER_CONCURRENCY"] {
         if let Ok(v) = std::env::var(passthrough) {
             vars.insert(passthrough, v);
@@ -220,7 +226,20 @@ pub async fn start(options: DemoOptions) -> Result<Demo, StartError> {
     let server = tokio::spawn(crate::run::serve_listener(state.clone(), listener, async move {
         let _ = server_stop.wait_for(|s| *s).await;
     }));
-    Ok(Demo { url, data_dir, state, spotify, youtube_music, tidal, apple_music, stop, server, worker, _temp: temp })
+    Ok(Demo {
+        url,
+        data_dir,
+        state,
+        spotify,
+        youtube_music,
+        tidal,
+        apple_music,
+        identity,
+        stop,
+        server,
+        worker,
+        _temp: temp,
+    })
 }
 
 /// Creates the demo account with a starter DNP list, once.
@@ -265,6 +284,7 @@ impl Demo {
         self.youtube_music.shutdown();
         self.tidal.shutdown();
         self.apple_music.shutdown();
+        self.identity.shutdown();
     }
 
     /// What to print for a person: where it runs, the demo sign-in, and a walkthrough.
@@ -284,6 +304,7 @@ impl Demo {
             format!("  Emulated:  Spotify at {spotify}, YouTube Music at {youtube},"),
             format!("             TIDAL at {tidal}, Apple Music at {apple}"),
             "             (sign-in, libraries, removals; provider ids spotify, youtube_music, tidal, apple_music)".to_owned(),
+            format!("  Sign-in:   Google, Apple and GitHub emulated at {} (each signs into {DEMO_EMAIL})", self.identity.url()),
             format!("  Data:      {data}"),
             String::new(),
             "  Walk through it with curl:".to_owned(),

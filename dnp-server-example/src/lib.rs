@@ -28,6 +28,8 @@ pub mod db;
 pub mod demo;
 pub mod error;
 pub mod http;
+pub mod idp;
+pub mod idp_emulator;
 pub mod jobs;
 pub mod mail;
 pub mod run;

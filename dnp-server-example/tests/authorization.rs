@@ -8,7 +8,14 @@ use axum::http::StatusCode;
 use common::spotify::{World, top_artist};
 use serde_json::{Value, json};
 
-const PUBLIC: [&str; 4] = ["/auth/register", "/auth/login", "/auth/refresh", "/auth/mfa/verify"];
+const PUBLIC: [&str; 6] = [
+    "/auth/register",
+    "/auth/login",
+    "/auth/refresh",
+    "/auth/mfa/verify",
+    "/auth/oauth/{idp}/authorize",
+    "/auth/oauth/{idp}/callback",
+];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_user_reads_or_changes_another_users_data_through_any_route() {
@@ -64,6 +71,7 @@ async fn no_user_reads_or_changes_another_users_data_through_any_route() {
             let method = method.to_uppercase();
             let concrete = path
                 .replace("{provider}", "spotify")
+                .replace("{idp}", "google")
                 .replace("/dnp/{id}", &format!("/dnp/{entry_id}"))
                 .replace("/jobs/{id}", &format!("/jobs/{job_id}"))
                 .replace("/plans/{id}", &format!("/plans/{plan_id}"))

@@ -20,6 +20,7 @@ pub mod library;
 pub mod ops;
 pub mod page;
 pub mod settings;
+pub mod social;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -54,6 +55,7 @@ pub(crate) fn api_v1() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(enforcement::router())
         .merge(settings::router())
         .merge(analytics::router())
+        .merge(social::router())
         .split_for_parts()
 }
 

@@ -1,0 +1,399 @@
+//! Sign-in with Google, Apple and GitHub, end to end against the in-process IdP emulator.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use common::{Response, TestApp, error_code};
+use dnp_server::idp_emulator::{Forgery, IdpEmulator, IdpUser};
+use dnp_server::{Config, Mode, Providers};
+use serde_json::json;
+
+async fn setup(user: IdpUser) -> (TestApp, IdpEmulator) {
+    let emu = IdpEmulator::start(user).await.expect("emulator");
+    let vars = emu.env_vars();
+    let extra: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let app = TestApp::build(Providers::new(), &extra).await;
+    (app, emu)
+}
+
+async fn authorize_url(app: &TestApp, idp: &str) -> String {
+    let req = Request::get(format!("/api/v1/auth/oauth/{idp}/authorize"))
+        .header(header::ACCEPT, "application/json")
+        .body(Body::empty())
+        .unwrap();
+    let r = app.raw(req).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    r.body["authorize_url"].as_str().unwrap().to_owned()
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+/// What the IdP sends the browser back with: (method, path and query, form body).
+async fn approve(url: &str) -> (String, String, Option<String>) {
+    let r = http().get(url).send().await.unwrap();
+    if r.status() == reqwest::StatusCode::FOUND {
+        let location = r.headers()[reqwest::header::LOCATION].to_str().unwrap().to_owned();
+        let u = url::Url::parse(&location).unwrap();
+        return ("GET".into(), format!("{}?{}", u.path(), u.query().unwrap_or_default()), None);
+    }
+    assert_eq!(r.status(), reqwest::StatusCode::OK);
+    // Apple: an auto-submitting form (response_mode=form_post).
+    let html = r.text().await.unwrap();
+    let action = attr_after(&html, "action=\"", 0).unwrap();
+    let u = url::Url::parse(&action).unwrap();
+    let mut form = url::form_urlencoded::Serializer::new(String::new());
+    let mut at = 0;
+    while let Some(i) = html[at..].find("name=\"") {
+        let start = at + i;
+        let name = attr_after(&html, "name=\"", start).unwrap();
+        let value = attr_after(&html, "value=\"", start).unwrap();
+        form.append_pair(&name, &value);
+        at = start + 6;
+    }
+    ("POST".into(), u.path().to_owned(), Some(form.finish()))
+}
+
+fn attr_after(html: &str, key: &str, from: usize) -> Option<String> {
+    let i = html[from..].find(key)? + from + key.len();
+    let end = html[i..].find('"')? + i;
+    Some(html[i..end].replace("&quot;", "\"").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&"))
+}
+
+async fn callback(app: &TestApp, back: &(String, String, Option<String>), navigate: bool) -> Response {
+    let mut req = Request::builder().method(back.0.as_str()).uri(&back.1);
+    if navigate {
+        req = req.header("sec-fetch-mode", "navigate");
+    }
+    let req = match &back.2 {
+        Some(form) => req
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(form.clone()))
+            .unwrap(),
+        None => req.body(Body::empty()).unwrap(),
+    };
+    app.raw(req).await
+}
+
+async fn sign_in(app: &TestApp, idp: &str) -> Response {
+    let url = authorize_url(app, idp).await;
+    let back = approve(&url).await;
+    callback(app, &back, false).await
+}
+
+async fn count(app: &TestApp, sql: &str) -> i64 {
+    dnp_server::with_pool!(app.state.db(), pool => {
+        sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql.to_owned())).fetch_one(pool).await.unwrap()
+    })
+}
+
+#[tokio::test]
+async fn google_signs_in_creates_once_and_returns_to_the_same_account() {
+    let (app, emu) = setup(IdpUser::verified("g-1", "Grace@Example.org")).await;
+    let url = authorize_url(&app, "google").await;
+    let q: std::collections::HashMap<String, String> =
+        url::Url::parse(&url).unwrap().query_pairs().into_owned().collect();
+    assert_eq!(q["code_challenge_method"], "S256");
+    assert!(q["nonce"].len() >= 22 && q["state"].len() >= 32, "{q:?}");
+    assert_eq!(q["redirect_uri"], "http://127.0.0.1:9/api/v1/auth/oauth/google/callback");
+    let back = approve(&url).await;
+    let first = callback(&app, &back, false).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text);
+    assert_eq!(first.body["user"]["email"], "grace@example.org");
+    assert_eq!(first.body["user"]["email_verified"], true);
+    let token = first.body["access_token"].as_str().unwrap();
+    let me = app.get("/api/v1/me", token).await;
+    assert_eq!(me.status, StatusCode::OK);
+    let id = first.body["user"]["id"].as_str().unwrap().to_owned();
+
+    let again = sign_in(&app, "google").await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.text);
+    assert_eq!(again.body["user"]["id"], id.as_str());
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM users").await, 1);
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM identities").await, 1);
+    emu.shutdown();
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_local_account_is_linked_by_verified_email_not_duplicated() {
+    let (app, emu) = setup(IdpUser::verified("g-2", "ada@example.org")).await;
+    let (_, local_id) = app.register("ada@example.org").await;
+    let google = sign_in(&app, "google").await;
+    assert_eq!(google.status, StatusCode::OK, "{}", google.text);
+    assert_eq!(google.body["user"]["id"], local_id.as_str());
+    assert_eq!(google.body["user"]["email_verified"], true);
+    // GitHub with the same verified address: the same account again, a second identity.
+    emu.sign_in_github_as(IdpUser::verified("4242", "ada@example.org"));
+    let github = sign_in(&app, "github").await;
+    assert_eq!(github.status, StatusCode::OK, "{}", github.text);
+    assert_eq!(github.body["user"]["id"], local_id.as_str());
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM users").await, 1);
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM identities").await, 2);
+    // The password still works too.
+    let login = app
+        .call(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"email": "ada@example.org", "password": "correct horse battery"})),
+        )
+        .await;
+    assert_eq!(login.body["user"]["id"], local_id.as_str());
+    emu.shutdown();
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_unverified_email_never_links_or_creates() {
+    let mut user = IdpUser::verified("g-3", "bob@example.org");
+    user.email_verified = false;
+    let (app, emu) = setup(user).await;
+    let (_, _) = app.register("bob@example.org").await;
+    let r = sign_in(&app, "google").await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    assert_eq!(error_code(&r), "email_not_verified");
+    // GitHub with no verified address either.
+    let mut gh = IdpUser::verified("777", "bob@example.org");
+    gh.github_emails = vec![("bob@example.org".into(), true, false)];
+    emu.sign_in_github_as(gh);
+    let r = sign_in(&app, "github").await;
+    assert_eq!(error_code(&r), "email_not_verified", "{}", r.text);
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM identities").await, 0);
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM users").await, 1);
+    emu.shutdown();
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn forged_id_tokens_are_refused() {
+    let (app, emu) = setup(IdpUser::verified("g-4", "eve@example.org")).await;
+    for idp in ["google", "apple"] {
+        for forgery in [Forgery::WrongKey, Forgery::WrongAudience, Forgery::Expired, Forgery::WrongNonce] {
+            emu.forge_next_id_token(forgery);
+            let r = sign_in(&app, idp).await;
+            assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{idp} {forgery:?}: {}", r.text);
+            assert_eq!(error_code(&r), "invalid_id_token", "{idp} {forgery:?}");
+        }
+    }
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM users").await, 0);
+    // And an honest one afterwards passes (the refusals were about the forgeries).
+    assert_eq!(sign_in(&app, "google").await.status, StatusCode::OK);
+    emu.shutdown();
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_state_is_single_use_and_must_be_known() {
+    let (app, emu) = setup(IdpUser::verified("g-5", "sam@example.org")).await;
+    let back = approve(&authorize_url(&app, "google").await).await;
+    assert_eq!(callback(&app, &back, false).await.status, StatusCode::OK);
+    let replay = callback(&app, &back, false).await;
+    assert_eq!(replay.status, StatusCode::BAD_REQUEST, "{}", replay.text);
+    assert_eq!(error_code(&replay), "invalid_state");
+    // A state issued for GitHub does not complete Google.
+    let gh = approve(&authorize_url(&app, "github").await).await;
+    let crossed = (gh.0.clone(), gh.1.replace("/github/", "/google/"), None);
+    assert_eq!(error_code(&callback(&app, &crossed, false).await), "invalid_state");
+    // A browser gets sent back to the sign-in page with the code.
+    let nav = callback(&app, &back, true).await;
+    assert_eq!(nav.status, StatusCode::SEE_OTHER);
+    assert_eq!(nav.headers[header::LOCATION], "/signin?error=invalid_state");
+    // The IdP's refusal.
+    let denied = app.call("GET", "/api/v1/auth/oauth/google/callback?error=access_denied&state=x", None, None).await;
+    assert_eq!(error_code(&denied), "authorization_denied");
+    emu.shutdown();
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_browser_gets_cookies_and_the_dashboard() {
+    let (app, emu) = setup(IdpUser::verified("g-6", "web@example.org")).await;
+    let nav = Request::get("/api/v1/auth/oauth/google/authorize")
+        .header("sec-fetch-mode", "navigate")
+        .body(Body::empty())
+        .unwrap();
+    let r = app.raw(nav).await;
+    assert_eq!(r.status, StatusCode::FOUND);
+    let url = r.headers[header::LOCATION].to_str().unwrap().to_owned();
+    assert!(url.starts_with(emu.url()), "{url}");
+    let back = approve(&url).await;
+    let done = callback(&app, &back, true).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.text);
+    assert_eq!(done.headers[header::LOCATION], "/dashboard");
+    let cookies: Vec<_> =
+        done.headers.get_all(header::SET_COOKIE).iter().map(|v| v.to_str().unwrap().to_owned()).collect();
+    assert!(cookies.iter().any(|c| c.starts_with("dnp_access=") && c.contains("HttpOnly")), "{cookies:?}");
+    assert!(cookies.iter().any(|c| c.starts_with("dnp_refresh=")));
+    emu.shutdown();
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn github_private_email_is_found_through_user_emails() {
+    let mut user = IdpUser::verified("9001", "unused@example.org");
+    user.email = None; // the profile's email is private
+    user.github_emails = vec![
+        ("9001+octo@users.noreply.github.com".into(), false, true),
+        ("old@example.org".into(), false, false),
+        ("octo@example.org".into(), true, true),
+    ];
+    let (app, emu) = setup(user).await;
+    let url = authorize_url(&app, "github").await;
+    assert!(url.contains("code_challenge_method=S256"), "{url}");
+    let back = approve(&url).await;
+    let r = callback(&app, &back, false).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["user"]["email"], "octo@example.org");
+    let subject: String = dnp_server::with_pool!(app.state.db(), pool => {
+        sqlx::query_scalar("SELECT subject FROM identities WHERE provider = 'github'").fetch_one(pool).await.unwrap()
+    });
+    assert_eq!(subject, "9001");
+    emu.shutdown();
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn apple_form_post_with_a_private_relay_address() {
+    let relay = "x7k2q9@privaterelay.appleid.com";
+    let (app, emu) = setup(IdpUser::verified("001234.apple.5678", relay)).await;
+    let url = authorize_url(&app, "apple").await;
+    assert!(url.contains("response_mode=form_post"), "{url}");
+    let back = approve(&url).await;
+    assert_eq!(back.0, "POST");
+    assert!(back.2.as_deref().unwrap().contains("user="), "Apple sends the user JSON the first time");
+    let first = callback(&app, &back, false).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text);
+    assert_eq!(first.body["user"]["email"], relay);
+    let id = first.body["user"]["id"].as_str().unwrap().to_owned();
+    // The second time there is no user JSON; the identity still signs in.
+    let back = approve(&authorize_url(&app, "apple").await).await;
+    assert!(!back.2.as_deref().unwrap().contains("user="));
+    let again = callback(&app, &back, false).await;
+    assert_eq!(again.body["user"]["id"], id.as_str(), "{}", again.text);
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM users").await, 1);
+    // Apple answers by form post only.
+    let wrong = app.call("POST", "/api/v1/auth/oauth/google/callback", None, None).await;
+    assert_eq!(error_code(&wrong), "invalid_callback");
+    emu.shutdown();
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_account_with_totp_gets_the_mfa_challenge() {
+    let (app, emu) = setup(IdpUser::verified("g-7", "t@example.org")).await;
+    let (token, id) = app.register("t@example.org").await;
+    let setup = app.call("POST", "/api/v1/auth/mfa/setup", Some(&token), None).await;
+    let secret = setup.body["secret"].as_str().unwrap().to_owned();
+    let totp = totp_rs::Builder::new()
+        .with_secret(totp_rs::Secret::try_from_base32(&secret).unwrap())
+        .with_account_name("t@example.org")
+        .build()
+        .unwrap();
+    let ok = app.post("/api/v1/auth/mfa/verify", &token, json!({"code": totp.generate_current().to_string()})).await;
+    assert_eq!(ok.status, StatusCode::NO_CONTENT, "{}", ok.text);
+    let r = sign_in(&app, "google").await;
+    assert_eq!(r.body["mfa_required"], true, "{}", r.text);
+    assert!(r.body.get("access_token").is_none());
+    assert!(r.headers.get(header::SET_COOKIE).is_none());
+    let mfa_token = r.body["mfa_token"].as_str().unwrap();
+    let done = app
+        .call(
+            "POST",
+            "/api/v1/auth/mfa/verify",
+            None,
+            Some(json!({"mfa_token": mfa_token, "code": totp.generate_current().to_string()})),
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.text);
+    assert_eq!(done.body["user"]["id"], id.as_str());
+    emu.shutdown();
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_unconfigured_identity_provider_is_not_offered() {
+    let app = TestApp::new().await;
+    let r = app.call("GET", "/api/v1/auth/oauth/google/authorize", None, None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(error_code(&r), "unknown_identity_provider");
+    let r = app.call("GET", "/api/v1/auth/oauth/myspace/authorize", None, None).await;
+    assert_eq!(error_code(&r), "unknown_identity_provider");
+    let nav = Request::get("/api/v1/auth/oauth/apple/authorize")
+        .header("sec-fetch-mode", "navigate")
+        .body(Body::empty())
+        .unwrap();
+    let r = app.raw(nav).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.headers[header::LOCATION], "/signin?error=unknown_identity_provider");
+    app.cleanup().await;
+}
+
+#[test]
+fn identity_provider_settings_name_the_variable() {
+    let err = |vars: &[(&str, &str)]| {
+        let mut all = vec![("SESSION_SECRET", common::SECRET)];
+        all.extend_from_slice(vars);
+        Config::from_lookup(Mode::Serve, |k| all.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_owned()))
+            .unwrap_err()
+    };
+    assert_eq!(err(&[("GOOGLE_CLIENT_ID", "x")]).var, "GOOGLE_CLIENT_SECRET");
+    assert_eq!(err(&[("GITHUB_CLIENT_SECRET", "x")]).var, "GITHUB_CLIENT_ID");
+    assert_eq!(err(&[("APPLE_SIGNIN_CLIENT_ID", "x")]).var, "APPLE_SIGNIN_TEAM_ID");
+    let apple = [
+        ("APPLE_SIGNIN_CLIENT_ID", "x"),
+        ("APPLE_SIGNIN_TEAM_ID", "T"),
+        ("APPLE_SIGNIN_KEY_ID", "K"),
+        ("APPLE_SIGNIN_PRIVATE_KEY", "not a key"),
+    ];
+    assert_eq!(err(&apple).var, "APPLE_SIGNIN_PRIVATE_KEY");
+    let bad_url = [("GITHUB_CLIENT_ID", "x"), ("GITHUB_CLIENT_SECRET", "y"), ("GITHUB_API_BASE_URL", "ftp://x")];
+    assert_eq!(err(&bad_url).var, "GITHUB_API_BASE_URL");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_offers_all_three_and_each_signs_into_the_demo_account() {
+    use dnp_server::demo::{DEMO_EMAIL, DemoOptions};
+    let demo = dnp_server::demo::start(DemoOptions {
+        data_dir: None,
+        bind: Some("127.0.0.1:0".parse().unwrap()),
+        shape: Some(dnp_providers::emulator::LibraryShape::SMALL),
+    })
+    .await
+    .expect("demo starts");
+    let http = http();
+    for idp in ["google", "apple", "github"] {
+        // A browser: the button's link, the IdP, back to the server, then the dashboard.
+        let r = http
+            .get(format!("{}/api/v1/auth/oauth/{idp}/authorize", demo.url))
+            .header("sec-fetch-mode", "navigate")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 302, "{idp}");
+        let at_idp = r.headers()["location"].to_str().unwrap().to_owned();
+        let (method, path, form) = approve(&at_idp).await;
+        let back = format!("{}{path}", demo.url);
+        let req = if method == "POST" {
+            http.post(back).header("content-type", "application/x-www-form-urlencoded").body(form.unwrap())
+        } else {
+            http.get(back)
+        };
+        let done = req.header("sec-fetch-mode", "navigate").send().await.unwrap();
+        assert_eq!(done.status().as_u16(), 303, "{idp}");
+        assert_eq!(done.headers()["location"], "/dashboard", "{idp}");
+        let access = done
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|c| c.strip_prefix("dnp_access=").and_then(|c| c.split(';').next()).map(str::to_owned))
+            .expect("an access cookie");
+        let me: serde_json::Value =
+            http.get(format!("{}/api/v1/me", demo.url)).bearer_auth(access).send().await.unwrap().json().await.unwrap();
+        assert_eq!(me["email"], DEMO_EMAIL, "{idp}");
+    }
+    demo.shutdown().await;
+}
