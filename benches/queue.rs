@@ -3,7 +3,8 @@
 //! DNP_TEST_CMD='cargo bench -p dnp-benches --bench queue' scripts/test
 //! (or set DNP_TEST_POSTGRES_URL and DNP_TEST_REDIS_URL yourself and run
 //! `cargo bench -p dnp-benches --bench queue`; `-- --jobs N --workers N --batch N
-//! --backends sqlite,redis` change the run).
+//! --backends sqlite,redis` change the run; `-- --one-at-a-time` enqueues with `enqueue` and
+//! processes with `reserve` → `complete` instead, for comparison).
 //!
 //! For each backend: 4 producers enqueue 10,000 jobs with `enqueue_many`, 100 jobs per
 //! call, then 4 workers drain them, each reserving once and then looping
@@ -24,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use dnp_core::{JobQueue, NewJob};
 use dnp_queue::{RedisJobQueue, RedisQueueOptions, SqlJobQueue};
-use sqlx::ConnectOptions;
+use sqlx::{ConnectOptions, Connection};
 
 const TARGET_JOBS_PER_SEC: f64 = 2000.0;
 const TARGET_PING_MS: f64 = 5.0;
@@ -33,6 +34,7 @@ struct Args {
     jobs: usize,
     workers: usize,
     batch: usize,
+    one_at_a_time: bool,
     backends: Vec<String>,
 }
 
@@ -41,6 +43,7 @@ fn args() -> Result<Args, String> {
         jobs: 10_000,
         workers: 4,
         batch: 100,
+        one_at_a_time: false,
         backends: ["sqlite", "postgres", "postgres-async", "redis"].map(String::from).to_vec(),
     };
     let mut it = std::env::args().skip(1);
@@ -49,6 +52,7 @@ fn args() -> Result<Args, String> {
         match arg.as_str() {
             "--jobs" => a.jobs = value("--jobs")?.parse().map_err(|_| "--jobs: not a number")?,
             "--workers" => a.workers = value("--workers")?.parse().map_err(|_| "--workers: not a number")?,
+            "--one-at-a-time" => a.one_at_a_time = true,
             "--batch" => a.batch = value("--batch")?.parse().map_err(|_| "--batch: not a number")?,
             "--backends" => a.backends = value("--backends")?.split(',').map(str::to_owned).collect(),
             _ => {} // `cargo bench` passes `--bench`
@@ -69,9 +73,11 @@ struct Figures {
     process: Duration,
 }
 
-/// Enqueues `jobs` with `workers` producers (`enqueue_many`, `batch` jobs per call), then
-/// drains them with `workers` workers looping `complete_and_reserve`.
-async fn run(q: Arc<dyn JobQueue>, jobs: usize, workers: usize, batch: usize) -> Result<Figures, String> {
+/// Enqueues the jobs with `workers` producers (`enqueue_many`, `batch` jobs per call), then
+/// drains them with `workers` workers looping `complete_and_reserve` (with `--one-at-a-time`:
+/// `enqueue` per job, and `reserve` → `complete`).
+async fn run(q: Arc<dyn JobQueue>, a: &Args) -> Result<Figures, String> {
+    let (jobs, workers, batch, single) = (a.jobs, a.workers, a.batch, a.one_at_a_time);
     let start = Instant::now();
     let mut producers = Vec::new();
     for p in 0..workers {
@@ -83,7 +89,15 @@ async fn run(q: Arc<dyn JobQueue>, jobs: usize, workers: usize, batch: usize) ->
                     .iter()
                     .map(|&i| NewJob::new("bench", serde_json::json!({ "i": i })).with_priority((i % 3) as i32))
                     .collect();
-                let stored = q.enqueue_many(batch).await.map_err(|e| e.to_string())?;
+                let stored = if single {
+                    let mut stored = Vec::new();
+                    for job in batch {
+                        stored.push(q.enqueue(job).await.map_err(|e| e.to_string())?);
+                    }
+                    stored
+                } else {
+                    q.enqueue_many(batch).await.map_err(|e| e.to_string())?
+                };
                 if stored.len() != chunk.len() {
                     return Err(format!("enqueue_many returned {} jobs for {}", stored.len(), chunk.len()));
                 }
@@ -113,7 +127,12 @@ async fn run(q: Arc<dyn JobQueue>, jobs: usize, workers: usize, batch: usize) ->
                             return Err(format!("job {} handed out twice", lease.job.id));
                         }
                         // Completes this job and leases the next in one commit.
-                        next = q.complete_and_reserve(&lease, &name, lease_for).await.map_err(|e| e.to_string())?;
+                        next = if single {
+                            q.complete(&lease).await.map_err(|e| e.to_string())?;
+                            None
+                        } else {
+                            q.complete_and_reserve(&lease, &name, lease_for).await.map_err(|e| e.to_string())?
+                        };
                         done.fetch_add(1, Ordering::SeqCst);
                     }
                     None => {
@@ -171,8 +190,18 @@ async fn sqlite(a: &Args) -> Result<f64, String> {
         .map_err(|e| e.to_string())?;
     let q = SqlJobQueue::sqlite(pool);
     q.migrate().await.map_err(|e| e.to_string())?;
-    let f = run(Arc::new(q), a.jobs, a.workers, a.batch).await?;
+    let f = run(Arc::new(q), a).await?;
     Ok(report("sqlite", a.jobs, a.workers, &f))
+}
+
+/// Transactions committed in database `name` so far (sessions report theirs when they end).
+async fn commits(conn: &mut sqlx::PgConnection, name: &str) -> Result<i64, String> {
+    sqlx::query("SELECT pg_stat_clear_snapshot()").execute(&mut *conn).await.map_err(|e| e.to_string())?;
+    sqlx::query_scalar::<_, i64>("SELECT xact_commit FROM pg_stat_database WHERE datname = $1")
+        .bind(name)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 async fn postgres(a: &Args, synchronous_commit: bool) -> Result<f64, String> {
@@ -192,14 +221,26 @@ async fn postgres(a: &Args, synchronous_commit: bool) -> Result<f64, String> {
         }
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(a.workers as u32 * 2)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(|e| e.to_string())?;
         let q = SqlJobQueue::postgres(pool.clone());
         q.migrate().await.map_err(|e| e.to_string())?;
-        let f = run(Arc::new(q), a.jobs, a.workers, a.batch).await;
         pool.close().await;
-        f
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(a.workers as u32 * 2)
+            .connect_with(options)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut stats = admin.connect().await.map_err(|e| e.to_string())?;
+        let before = commits(&mut stats, &name).await?;
+        let f = run(Arc::new(SqlJobQueue::postgres(pool.clone())), a).await;
+        pool.close().await;
+        // Sessions flush their statistics when they end; give the server a moment.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let after = commits(&mut stats, &name).await?;
+        stats.close().await.map_err(|e| e.to_string())?;
+        Ok::<_, String>((f?, after - before))
     }
     .await;
     sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
@@ -207,7 +248,13 @@ async fn postgres(a: &Args, synchronous_commit: bool) -> Result<f64, String> {
         .await
         .map_err(|e| e.to_string())?;
     let label = if synchronous_commit { "postgres" } else { "postgres-async" };
-    Ok(report(label, a.jobs, a.workers, &result?))
+    let (f, commits) = result?;
+    let rate = report(label, a.jobs, a.workers, &f);
+    println!(
+        "{label:<10} {commits} commits in the bench's database during the run: {:.2} per job",
+        commits as f64 / a.jobs as f64
+    );
+    Ok(rate)
 }
 
 async fn redis_bench(a: &Args) -> Result<(f64, f64), String> {
@@ -261,7 +308,7 @@ async fn redis_bench(a: &Args) -> Result<(f64, f64), String> {
 
     let stop = Arc::new(AtomicBool::new(false));
     let pinger = ping_loop(stop.clone())?;
-    let result = run(Arc::new(q.clone()), a.jobs, a.workers, a.batch).await;
+    let result = run(Arc::new(q.clone()), a).await;
     stop.store(true, Ordering::SeqCst);
     let samples = pinger.join().map_err(|_| "the PING thread panicked".to_owned())??;
     // Clean up the bench's keys (finished jobs and their indexes) by SCAN.
@@ -304,6 +351,11 @@ async fn main() {
             std::process::exit(2);
         }
     };
+    if a.one_at_a_time {
+        println!("one at a time: enqueue per job, reserve → complete");
+    } else {
+        println!("batched: enqueue_many of {} jobs, complete_and_reserve", a.batch);
+    }
     let mut failed = Vec::new();
     for backend in &a.backends {
         let outcome = match backend.as_str() {
