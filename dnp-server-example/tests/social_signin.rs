@@ -397,3 +397,25 @@ async fn the_demo_offers_all_three_and_each_signs_into_the_demo_account() {
     }
     demo.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_expired_state_or_a_refused_code_is_an_error() {
+    let (app, emu) = setup(IdpUser::verified("4243", "late@example.org")).await;
+    // The state expired (10 minutes) before the user came back.
+    let back = approve(&authorize_url(&app, "google").await).await;
+    dnp_server::with_pool!(app.state.db(), pool => {
+        sqlx::query("UPDATE oauth_states SET expires_at = 0").execute(pool).await.unwrap().rows_affected()
+    });
+    let late = callback(&app, &back, false).await;
+    assert_eq!(late.status, StatusCode::BAD_REQUEST, "{}", late.text);
+    assert_eq!(error_code(&late), "invalid_state");
+    // A code GitHub does not know (tampered on the way).
+    let (method, path, form) = approve(&authorize_url(&app, "github").await).await;
+    let tampered = (method, path.replacen("code=", "code=x", 1), form);
+    let refused = callback(&app, &tampered, false).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.text);
+    assert_eq!(error_code(&refused), "invalid_code");
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM users").await, 0);
+    emu.shutdown();
+    app.cleanup().await;
+}
