@@ -581,9 +581,11 @@ impl SqlJobQueue {
 
     /// A queue over a PostgreSQL pool.
     ///
-    /// Every queue operation is one statement, so each is one commit, and a commit waits
-    /// for the WAL to reach the disk: on a disk with slow flushes that bounds throughput
-    /// (see docs/performance.md). Where losing the queue changes of the last moments of a
+    /// Every queue operation is one commit, and a commit waits for the WAL to reach the
+    /// disk: on a disk with slow flushes that bounds throughput (see docs/performance.md).
+    /// [`enqueue_many`](JobQueue::enqueue_many) stores a whole batch in one commit and
+    /// [`complete_and_reserve`](JobQueue::complete_and_reserve) completes a job and leases
+    /// the next in one, bringing a job down to about one durable commit. Where losing the queue changes of the last moments of a
     /// PostgreSQL *server* crash is acceptable (at most about three `wal_writer_delay`s,
     /// 600 ms by default; the database stays consistent; a lost `complete` or `reserve` makes
     /// a job run again, but a lost `enqueue` loses a job its producer was told was stored),
