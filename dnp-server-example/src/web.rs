@@ -133,39 +133,18 @@ async fn index(State(state): State<AppState>, headers: HeaderMap) -> Response {
         "health": format!("{base}/health"),
         "web": format!("{base}/"),
         "providers": providers,
-        "sign_in_with": sign_in_with(),
+        "sign_in_with": sign_in_with(&state.config().identity_providers),
     }))
     .into_response();
     response.headers_mut().insert(header::VARY, HeaderValue::from_static("accept"));
     response
 }
 
-/// The identity providers whose sign-in routes this server has (from its OpenAPI document).
-fn sign_in_with() -> &'static [String] {
-    static IDPS: OnceLock<Vec<String>> = OnceLock::new();
-    IDPS.get_or_init(|| {
-        let (_, openapi) = crate::api::api_v1();
-        identity_providers(openapi.paths.paths.keys().map(String::as_str))
-    })
-}
-
-/// `google`, `apple`, `github` for each `/auth/oauth/{idp}/authorize` among `paths`.
-fn identity_providers<'a>(paths: impl Iterator<Item = &'a str>) -> Vec<String> {
-    let known = ["google", "apple", "github"];
-    let mut found: Vec<String> = Vec::new();
-    for path in paths {
-        let Some(idp) = path.strip_prefix("/auth/oauth/").and_then(|p| p.strip_suffix("/authorize")) else {
-            continue;
-        };
-        let ids: Vec<&str> = if idp.starts_with('{') { known.to_vec() } else { vec![idp] };
-        for id in ids {
-            if known.contains(&id) && !found.iter().any(|f| f == id) {
-                found.push(id.to_owned());
-            }
-        }
-    }
-    found.sort_by_key(|id| known.iter().position(|k| k == id));
-    found
+/// The identity providers this server is configured for, in the order the sign-in page
+/// shows them: a button appears only where signing in can work.
+fn sign_in_with(providers: &crate::idp::IdentityProviders) -> Vec<&'static str> {
+    use crate::idp::Idp;
+    [Idp::Google, Idp::Apple, Idp::GitHub].into_iter().filter(|idp| providers.offers(*idp)).map(Idp::as_str).collect()
 }
 
 async fn page_html() -> Response {
@@ -437,15 +416,18 @@ mod tests {
         assert_eq!(callback_provider("/api/v1/connections/x/y/callback"), None);
     }
 
+    /// Regression: every button showed, configured or not, and led to an error page.
     #[test]
-    fn identity_providers_come_from_the_routes() {
-        let none = identity_providers(["/auth/login", "/me"].into_iter());
-        assert!(none.is_empty());
-        let some =
-            identity_providers(["/auth/oauth/github/authorize", "/auth/oauth/google/authorize", "/x"].into_iter());
-        assert_eq!(some, ["google", "github"]);
-        let templated = identity_providers(["/auth/oauth/{provider}/authorize"].into_iter());
-        assert_eq!(templated, ["google", "apple", "github"]);
+    fn only_configured_identity_providers_are_offered() {
+        let none = crate::idp::IdentityProviders::from_lookup(&|_: &str| None).unwrap();
+        assert!(sign_in_with(&none).is_empty());
+        let google_only = crate::idp::IdentityProviders::from_lookup(&|k: &str| match k {
+            "GOOGLE_CLIENT_ID" => Some("client".to_owned()),
+            "GOOGLE_CLIENT_SECRET" => Some("secret".to_owned()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(sign_in_with(&google_only), ["google"]);
     }
 
     #[test]

@@ -24,6 +24,14 @@ export async function render(main, ctx) {
   const mode = ctx.query.get('mode') === 'register' ? 'register' : 'login';
   const error = h('div', { class: 'banner error', role: 'alert', hidden: true });
   const showError = (msg) => { error.hidden = false; error.textContent = msg; };
+  // A sign-in with an identity provider that failed comes back as ?error=code.
+  const SIGNIN_ERRORS = {
+    mfa_required: 'This account has a second factor: sign in with your email, password and code.',
+    email_not_verified: 'That account\'s email address is not verified, so dnp cannot use it. Verify it there, or sign in with your email and password.',
+    unknown_identity_provider: 'That sign-in option is not available on this server.',
+  };
+  const failed = ctx.query.get('error');
+  if (failed) showError(SIGNIN_ERRORS[failed] || 'Signing in did not work. Please try again.');
 
   const done = (tokens) => {
     setUser(tokens.user);
