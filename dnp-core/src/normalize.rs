@@ -323,6 +323,37 @@ fn find_feature_marker(title: &str) -> Option<(usize, usize)> {
     None
 }
 
+/// How sure a search hit named `found` is the artist the user typed as `wanted`: 1.0 for
+/// the same normalized name, 0.5 to 0.9 for a name that contains the other (more the closer
+/// their lengths), 0.3 otherwise (the service's own ranking still orders those), 0.0 when
+/// either is empty. Every adapter's `search_artists` uses it, so confidences compare across
+/// services.
+///
+/// ```
+/// use dnp_core::normalize::name_confidence;
+/// assert_eq!(name_confidence("Beyonce", "Beyoncé"), 1.0);
+/// assert_eq!(name_confidence("Drake", "Nothing Alike"), 0.3);
+/// ```
+pub fn name_confidence(wanted: &str, found: &str) -> f32 {
+    let (a, b) = (normalize_name(wanted), normalize_name(found));
+    if a.is_empty() || b.is_empty() {
+        return 0.0;
+    }
+    if a == b {
+        return 1.0;
+    }
+    if a.contains(&b) || b.contains(&a) {
+        let (short, long) = if a.len() < b.len() { (a.len(), b.len()) } else { (b.len(), a.len()) };
+        return 0.5 + 0.4 * short as f32 / long as f32;
+    }
+    0.3
+}
+
+/// Whether `isrc` has the shape of an ISRC: 12 ASCII letters and digits.
+pub fn is_isrc(isrc: &str) -> bool {
+    isrc.len() == 12 && isrc.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -70,7 +70,7 @@ pub use harness::{AppleMusicHarness, test_http_config};
 use std::fmt;
 
 use async_trait::async_trait;
-use dnp_core::normalize::normalize_name;
+use dnp_core::normalize::{is_isrc, name_confidence};
 use dnp_core::{
     ActionKind, ActionOutcome, Alternative, ArtistCandidate, Batch, Capabilities, LibrarySnapshot, PageSizes,
     PlaylistRemoval, ProgressSink, Provider, ProviderError, ProviderId, TokenSource, Track,
@@ -157,23 +157,6 @@ impl AppleMusicProvider {
     }
 }
 
-/// How sure a search hit is the artist the user typed: 1.0 for the same normalized name,
-/// less for a name containing the other, 0.3 otherwise.
-fn confidence(wanted: &str, found: &str) -> f32 {
-    let (a, b) = (normalize_name(wanted), normalize_name(found));
-    if a.is_empty() || b.is_empty() {
-        return 0.0;
-    }
-    if a == b {
-        return 1.0;
-    }
-    if a.contains(&b) || b.contains(&a) {
-        let (short, long) = if a.len() < b.len() { (a.len(), b.len()) } else { (b.len(), a.len()) };
-        return 0.5 + 0.4 * short as f32 / long as f32;
-    }
-    0.3
-}
-
 #[async_trait]
 impl Provider for AppleMusicProvider {
     fn id(&self) -> &ProviderId {
@@ -221,7 +204,7 @@ impl Provider for AppleMusicProvider {
                 let attrs = artist.attributes?;
                 Some(ArtistCandidate {
                     provider: self.id.clone(),
-                    confidence: confidence(query, &attrs.name),
+                    confidence: name_confidence(query, &attrs.name),
                     url: Some(attrs.url.unwrap_or_else(|| model::catalog_link(storefront, "artist", &artist.id))),
                     image_url: None,
                     detail: None,
@@ -237,7 +220,7 @@ impl Provider for AppleMusicProvider {
 
     async fn track_by_isrc(&self, auth: &dyn TokenSource, isrc: &str) -> Result<Option<Track>, ProviderError> {
         let isrc = isrc.trim();
-        if isrc.len() != 12 || !isrc.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        if !is_isrc(isrc) {
             return Err(ProviderError::InvalidInput {
                 provider: self.id.clone(),
                 endpoint: client::endpoints::SONGS_BY_ISRC.into(),
@@ -299,7 +282,7 @@ mod tests {
 
     #[test]
     fn confidence_is_one_for_the_same_normalized_name() {
-        assert_eq!(confidence("Beyonce", "Beyoncé"), 1.0);
-        assert_eq!(confidence("Drake", "Nothing Alike"), 0.3);
+        assert_eq!(name_confidence("Beyonce", "Beyoncé"), 1.0);
+        assert_eq!(name_confidence("Drake", "Nothing Alike"), 0.3);
     }
 }

@@ -46,7 +46,7 @@ pub use harness::{TidalHarness, test_http_config};
 use std::fmt;
 
 use async_trait::async_trait;
-use dnp_core::normalize::normalize_name;
+use dnp_core::normalize::{is_isrc, name_confidence};
 use dnp_core::{
     ActionKind, ActionOutcome, ArtistCandidate, Batch, Capabilities, LibrarySnapshot, PageSizes, PlaylistRemoval,
     ProgressSink, Provider, ProviderError, ProviderId, TokenSource, Track,
@@ -122,29 +122,6 @@ impl TidalProvider {
     }
 }
 
-/// How sure a search hit is the artist the user typed: 1.0 for the same normalized name,
-/// less for a name that contains the other, 0.3 otherwise (the service's own ranking
-/// still orders those).
-fn confidence(wanted: &str, found: &str) -> f32 {
-    let (a, b) = (normalize_name(wanted), normalize_name(found));
-    if a.is_empty() || b.is_empty() {
-        return 0.0;
-    }
-    if a == b {
-        return 1.0;
-    }
-    if a.contains(&b) || b.contains(&a) {
-        let (short, long) = if a.len() < b.len() { (a.len(), b.len()) } else { (b.len(), a.len()) };
-        return 0.5 + 0.4 * short as f32 / long as f32;
-    }
-    0.3
-}
-
-/// Whether `isrc` looks like an ISRC (12 letters and digits).
-fn valid_isrc(isrc: &str) -> bool {
-    isrc.len() == 12 && isrc.bytes().all(|b| b.is_ascii_alphanumeric())
-}
-
 #[async_trait]
 impl Provider for TidalProvider {
     fn id(&self) -> &ProviderId {
@@ -192,7 +169,7 @@ impl Provider for TidalProvider {
                 provider: self.id.clone(),
                 id: artist.id.clone(),
                 name: artist.attributes.name.clone(),
-                confidence: confidence(query, &artist.attributes.name),
+                confidence: name_confidence(query, &artist.attributes.name),
                 detail: artist.attributes.popularity.map(|p| format!("popularity {:.0} %", p * 100.0)),
                 url: model::sharing_link(&artist.attributes.external_links),
                 image_url: None,
@@ -206,7 +183,7 @@ impl Provider for TidalProvider {
 
     async fn track_by_isrc(&self, auth: &dyn TokenSource, isrc: &str) -> Result<Option<Track>, ProviderError> {
         let isrc = isrc.trim();
-        if !valid_isrc(isrc) {
+        if !is_isrc(isrc) {
             return Err(ProviderError::InvalidInput {
                 provider: self.id.clone(),
                 endpoint: client::endpoints::TRACKS.into(),
@@ -230,9 +207,9 @@ mod tests {
 
     #[test]
     fn confidence_is_one_for_the_same_normalized_name() {
-        assert_eq!(confidence("Beyonce", "Beyoncé"), 1.0);
-        assert!(confidence("Drake", "Drake Bell") > 0.5 && confidence("Drake", "Drake Bell") < 1.0);
-        assert_eq!(confidence("Drake", "Nothing Alike"), 0.3);
+        assert_eq!(name_confidence("Beyonce", "Beyoncé"), 1.0);
+        assert!(name_confidence("Drake", "Drake Bell") > 0.5 && name_confidence("Drake", "Drake Bell") < 1.0);
+        assert_eq!(name_confidence("Drake", "Nothing Alike"), 0.3);
     }
 
     #[test]

@@ -52,7 +52,7 @@ pub use harness::{YouTubeMusicHarness, test_http_config};
 use std::fmt;
 
 use async_trait::async_trait;
-use dnp_core::normalize::normalize_name;
+use dnp_core::normalize::name_confidence;
 use dnp_core::{
     ActionKind, ActionOutcome, Alternative, ArtistCandidate, Batch, Capabilities, LibrarySnapshot, PageSizes,
     PlaylistRemoval, ProgressSink, Provider, ProviderError, ProviderId, Quota, TokenSource, Track,
@@ -142,23 +142,6 @@ impl YouTubeMusicProvider {
     }
 }
 
-/// How sure a search hit is the artist the user typed: 1.0 for the same normalized name,
-/// less for a name that contains the other, 0.3 otherwise.
-fn confidence(wanted: &str, found: &str) -> f32 {
-    let (a, b) = (normalize_name(wanted), normalize_name(found));
-    if a.is_empty() || b.is_empty() {
-        return 0.0;
-    }
-    if a == b {
-        return 1.0;
-    }
-    if a.contains(&b) || b.contains(&a) {
-        let (short, long) = if a.len() < b.len() { (a.len(), b.len()) } else { (b.len(), a.len()) };
-        return 0.5 + 0.4 * short as f32 / long as f32;
-    }
-    0.3
-}
-
 #[async_trait]
 impl Provider for YouTubeMusicProvider {
     fn id(&self) -> &ProviderId {
@@ -211,7 +194,7 @@ impl Provider for YouTubeMusicProvider {
                     is_topic_channel(&title),
                     ArtistCandidate {
                         provider: self.id.clone(),
-                        confidence: confidence(query, &name),
+                        confidence: name_confidence(query, &name),
                         detail: Some(format!("YouTube channel \u{201c}{title}\u{201d}")),
                         url: Some(channel_url(&channel_id)),
                         image_url: None,
@@ -272,8 +255,8 @@ mod tests {
 
     #[test]
     fn confidence_is_one_for_the_same_normalized_name() {
-        assert_eq!(confidence("Beyonce", "Beyoncé"), 1.0);
-        assert!(confidence("Drake", "Drake Bell") < 1.0);
-        assert_eq!(confidence("Drake", "Nothing Alike"), 0.3);
+        assert_eq!(name_confidence("Beyonce", "Beyoncé"), 1.0);
+        assert!(name_confidence("Drake", "Drake Bell") < 1.0);
+        assert_eq!(name_confidence("Drake", "Nothing Alike"), 0.3);
     }
 }
