@@ -279,6 +279,7 @@ pub(crate) async fn rotate_refresh(state: &AppState, presented: &str) -> Result<
 
 /// Revokes every session of a family (logout, reuse).
 pub(crate) async fn revoke_family(state: &AppState, family: &str) -> Result<(), ApiError> {
+    state.0.live_sessions.forget(family);
     with_pool!(state.db(), pool => {
         sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL")
             .bind(now_ms())
@@ -290,8 +291,12 @@ pub(crate) async fn revoke_family(state: &AppState, family: &str) -> Result<(), 
     Ok(())
 }
 
-/// Whether the session family `family` still has a live session.
+/// Whether the session family `family` still has a live session: remembered for
+/// `SESSION_CHECK_CACHE_SECONDS` once the database said so (see [`crate::live_sessions`]).
 async fn family_active(state: &AppState, family: &str) -> Result<bool, ApiError> {
+    if state.0.live_sessions.is_fresh(family) {
+        return Ok(true);
+    }
     let n: i64 = with_pool!(state.db(), pool => {
         sqlx::query_scalar("SELECT COUNT(*) FROM sessions WHERE family_id = $1 AND revoked_at IS NULL AND expires_at > $2")
             .bind(family)
@@ -299,6 +304,9 @@ async fn family_active(state: &AppState, family: &str) -> Result<bool, ApiError>
             .fetch_one(pool)
             .await?
     });
+    if n > 0 {
+        state.0.live_sessions.remember(family);
+    }
     Ok(n > 0)
 }
 

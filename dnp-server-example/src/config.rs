@@ -72,6 +72,11 @@ pub struct Config {
     pub access_token_ttl: Duration,
     /// `REFRESH_TOKEN_TTL_DAYS` (default 30).
     pub refresh_token_ttl: Duration,
+    /// `SESSION_CHECK_CACHE_SECONDS`: how long a server trusts that a session it just found
+    /// live in the database is still live (default 5; 0 asks the database on every request).
+    /// Signing out takes effect at once on the server that handled it and within this many
+    /// seconds on the others.
+    pub session_check_cache: Duration,
     /// `MAX_BODY_BYTES`: the largest request body accepted (default 1 MiB).
     pub max_body_bytes: usize,
     /// `RUN_WORKER`: whether `serve` also runs a worker (default: yes for the embedded
@@ -333,6 +338,7 @@ impl Config {
         let hours = parse_num::<u64>(&get, "TOKEN_REFRESH_INTERVAL_HOURS", 1, 1, 24 * 7)?;
         let access_minutes = parse_num::<u64>(&get, "ACCESS_TOKEN_TTL_MINUTES", 15, 1, 24 * 60)?;
         let refresh_days = parse_num::<u64>(&get, "REFRESH_TOKEN_TTL_DAYS", 30, 1, 365)?;
+        let session_check_seconds = parse_num::<u64>(&get, "SESSION_CHECK_CACHE_SECONDS", 5, 0, 300)?;
         let max_body_bytes = parse_num::<usize>(&get, "MAX_BODY_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024)?;
         let worker_concurrency = parse_num::<usize>(&get, "WORKER_CONCURRENCY", 4, 1, 256)?;
         let login_rate_per_minute = parse_num::<u32>(&get, "LOGIN_RATE_PER_MINUTE", 10, 1, 10_000)?;
@@ -411,6 +417,7 @@ impl Config {
             token_refresh_interval: Duration::from_secs(hours * 3600),
             access_token_ttl: Duration::from_secs(access_minutes * 60),
             refresh_token_ttl: Duration::from_secs(refresh_days * 86_400),
+            session_check_cache: Duration::from_secs(session_check_seconds),
             max_body_bytes,
             run_worker_in_serve,
             worker_concurrency,

@@ -31,6 +31,7 @@ pub mod http;
 pub mod idp;
 pub mod idp_emulator;
 pub mod jobs;
+pub(crate) mod live_sessions;
 pub mod mail;
 pub mod run;
 pub mod state;

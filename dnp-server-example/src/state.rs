@@ -135,6 +135,7 @@ pub(crate) struct Inner {
     pub(crate) jwt: JwtKeys,
     pub(crate) sealer: Sealer,
     pub(crate) limiter: LoginLimiter,
+    pub(crate) live_sessions: crate::live_sessions::LiveSessions,
     pub(crate) summary_cache: Mutex<HashMap<UserId, (Instant, serde_json::Value)>>,
     pub(crate) mailer: Option<crate::mail::Mailer>,
 }
@@ -156,6 +157,7 @@ impl AppState {
         let sealer = Sealer::new(&config.session_secret, config.session_secret_previous.as_ref());
         let limiter = LoginLimiter::new(config.login_rate_per_minute);
         let mailer = crate::mail::Mailer::from_config(&config);
+        let live_sessions = crate::live_sessions::LiveSessions::new(config.session_check_cache);
         Self(Arc::new(Inner {
             config,
             backends,
@@ -163,6 +165,7 @@ impl AppState {
             jwt,
             sealer,
             limiter,
+            live_sessions,
             summary_cache: Mutex::new(HashMap::new()),
             mailer,
         }))
