@@ -55,9 +55,10 @@ type TokenFuture = Pin<Box<dyn Future<Output = Result<HttpResponse, TokenHttpErr
 pub(crate) enum ClientAuth {
     /// HTTP Basic with a client secret; the client id in the body without one (a public
     /// client proven by PKCE). Spotify, TIDAL.
+    #[cfg(any(feature = "spotify", feature = "tidal"))]
     BasicWithSecret,
     /// Client id (and secret, when there is one) always in the request body. Google.
-    #[cfg_attr(not(feature = "youtube_music"), allow(dead_code))]
+    #[cfg(feature = "youtube_music")]
     RequestBody,
 }
 
@@ -125,12 +126,16 @@ impl OAuthCodeFlow {
             .set_token_uri(spec.token_url)
             .set_redirect_uri(spec.redirect);
         let client = match spec.client_auth {
+            #[cfg(any(feature = "spotify", feature = "tidal"))]
             ClientAuth::BasicWithSecret => client,
+            #[cfg(feature = "youtube_music")]
             ClientAuth::RequestBody => client.set_auth_type(AuthType::RequestBody),
         };
         let client = match (spec.client_secret, spec.client_auth) {
             (Some(secret), _) => client.set_client_secret(ClientSecret::new(secret.expose_secret().to_owned())),
+            #[cfg(any(feature = "spotify", feature = "tidal"))]
             (None, ClientAuth::BasicWithSecret) => client.set_auth_type(AuthType::RequestBody),
+            #[cfg(feature = "youtube_music")]
             (None, ClientAuth::RequestBody) => client,
         };
         Ok(Self {

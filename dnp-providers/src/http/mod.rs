@@ -38,7 +38,7 @@ mod transport;
 mod tests;
 
 pub use breaker::{BreakerPermit, BreakerState, CircuitBreaker};
-#[cfg(test)]
+#[cfg(all(test, any(feature = "spotify", feature = "apple_music")))]
 pub(crate) use client::decode_json;
 pub use client::{ApiClient, ApiRequest, ApiResponse, AuthSession, ClientStats};
 pub use config::{BreakerConfig, ConfigError, HttpConfig, RateLimit};
@@ -46,5 +46,6 @@ pub use errors::{ErrorBody, parse_retry_after};
 pub use rate_limit::RateLimiter;
 pub use redact::{redact_text, redact_url};
 pub use retry::RetryPolicy;
+#[cfg(any(feature = "spotify", feature = "tidal", feature = "youtube_music"))]
 pub(crate) use transport::transport_message;
 pub use transport::{ReqwestTransport, Transport, TransportError, TransportRequest, TransportResponse};

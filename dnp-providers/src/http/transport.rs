@@ -102,7 +102,9 @@ impl ReqwestTransport {
     }
 }
 
-/// A reqwest error as text: URL without its query, sources appended, tokens removed.
+/// A reqwest error as text: URL without its query, sources appended, tokens removed (for
+/// the OAuth token requests, which go through reqwest without a [`Transport`]).
+#[cfg(any(feature = "spotify", feature = "tidal", feature = "youtube_music"))]
 pub(crate) fn transport_message(err: &reqwest::Error) -> String {
     map_reqwest(err).to_string()
 }
