@@ -3,11 +3,13 @@
 //!
 //! The routes are in [`crate::api::social`]; accounts are linked in the `identities` table.
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
@@ -370,8 +372,147 @@ async fn token_request(idp: Idp, url: &str, form: &[(&str, &str)]) -> Result<Val
     Ok(body)
 }
 
+/// How long a JWKS is kept when its response says nothing (no `Cache-Control: max-age`).
+pub const JWKS_DEFAULT_TTL: Duration = Duration::from_secs(60 * 60);
+/// The shortest a JWKS is kept, whatever the response says (`max-age=0`, `no-store`…).
+pub const JWKS_MIN_TTL: Duration = Duration::from_secs(60);
+/// The longest a JWKS is kept, whatever the response says.
+pub const JWKS_MAX_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+/// At most one refetch forced by an unknown `kid` per provider in this long: tokens naming
+/// random key ids cannot make the server hammer the identity provider.
+pub const JWKS_FORCED_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
+/// How long after its expiry a JWKS is still used when the identity provider does not answer.
+pub const JWKS_STALE_IF_ERROR: Duration = Duration::from_secs(60 * 60);
+
+/// How long a JWKS response may be kept: its `Cache-Control` `max-age` less its `Age`, within
+/// [`JWKS_MIN_TTL`]..=[`JWKS_MAX_TTL`]; [`JWKS_DEFAULT_TTL`] without a `max-age`; the
+/// minimum for `no-store` or `no-cache`.
+pub fn jwks_ttl(cache_control: Option<&str>, age: Option<&str>) -> Duration {
+    let mut max_age = None;
+    let mut no_cache = false;
+    for directive in cache_control.unwrap_or_default().split(',') {
+        let directive = directive.trim();
+        let (name, value) = directive.split_once('=').unwrap_or((directive, ""));
+        match name.trim().to_ascii_lowercase().as_str() {
+            "max-age" => max_age = value.trim().trim_matches('"').parse::<u64>().ok().or(Some(0)),
+            "no-store" | "no-cache" => no_cache = true,
+            _ => {}
+        }
+    }
+    let age = age.and_then(|a| a.trim().parse::<u64>().ok()).unwrap_or(0);
+    let ttl = match (no_cache, max_age) {
+        (true, _) => JWKS_MIN_TTL,
+        (false, Some(secs)) => Duration::from_secs(secs.saturating_sub(age)),
+        (false, None) => JWKS_DEFAULT_TTL,
+    };
+    ttl.clamp(JWKS_MIN_TTL, JWKS_MAX_TTL)
+}
+
+/// A fetched JWKS and how long it may be kept.
+#[derive(Debug)]
+pub(crate) struct FetchedJwks {
+    pub(crate) keys: JwkSet,
+    pub(crate) ttl: Duration,
+}
+
+#[derive(Default)]
+struct JwksSlot {
+    keys: Option<Arc<JwkSet>>,
+    fresh_until: Option<Instant>,
+    last_forced: Option<Instant>,
+}
+
+/// Each identity provider's JWKS, kept in memory by URL.
+///
+/// # Behavior
+/// - A set is kept for its response's lifetime ([`jwks_ttl`]); one fetch per provider at a
+///   time (sign-ins waiting for the same set wait for that fetch).
+/// - A token naming a `kid` not in a fresh set (the provider rotated its keys) refetches once,
+///   but at most once per [`JWKS_FORCED_REFETCH_INTERVAL`] per provider.
+/// - When a fetch fails, a set still fresh is used; an expired one for
+///   [`JWKS_STALE_IF_ERROR`] more; else the provider is unavailable.
+#[derive(Default)]
+pub(crate) struct JwksCache {
+    slots: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<JwksSlot>>>>,
+}
+
+/// Why no key was found for a token.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum KeyLookupError {
+    /// No key with that id, in a set fetched just now or recently enough.
+    UnknownKid,
+    /// The set could not be fetched and no usable one is kept.
+    Unavailable(String),
+}
+
+impl JwksCache {
+    fn slot(&self, url: &str) -> Arc<tokio::sync::Mutex<JwksSlot>> {
+        let mut slots = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        slots.entry(url.to_owned()).or_default().clone()
+    }
+
+    /// The key `kid` of the JWKS at `url` at instant `now`, calling `fetch` (at most once)
+    /// when the kept set is missing, expired, or lacks `kid` and no refetch was forced lately.
+    pub(crate) async fn key<F, Fut>(&self, url: &str, kid: &str, now: Instant, fetch: F) -> Result<Jwk, KeyLookupError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<FetchedJwks, String>>,
+    {
+        let slot = self.slot(url);
+        let mut slot = slot.lock().await;
+        let fresh = slot.fresh_until.is_some_and(|until| now < until);
+        if fresh {
+            if let Some(jwk) = slot.keys.as_ref().and_then(|k| k.find(kid)) {
+                return Ok(jwk.clone());
+            }
+            if slot.last_forced.is_some_and(|at| now.saturating_duration_since(at) < JWKS_FORCED_REFETCH_INTERVAL) {
+                return Err(KeyLookupError::UnknownKid);
+            }
+            slot.last_forced = Some(now);
+        }
+        match fetch().await {
+            Ok(fetched) => {
+                let keys = Arc::new(fetched.keys);
+                slot.fresh_until = Some(now + fetched.ttl);
+                slot.keys = Some(keys.clone());
+                keys.find(kid).cloned().ok_or(KeyLookupError::UnknownKid)
+            }
+            Err(e) => {
+                let usable = fresh || slot.fresh_until.is_some_and(|until| now < until + JWKS_STALE_IF_ERROR);
+                match slot.keys.as_ref().filter(|_| usable) {
+                    Some(keys) => {
+                        tracing::warn!(url, error = %e, "JWKS fetch failed; using the kept key set");
+                        keys.find(kid).cloned().ok_or(KeyLookupError::Unavailable(e))
+                    }
+                    None => Err(KeyLookupError::Unavailable(e)),
+                }
+            }
+        }
+    }
+}
+
+fn jwks_cache() -> &'static JwksCache {
+    static CACHE: std::sync::OnceLock<JwksCache> = std::sync::OnceLock::new();
+    CACHE.get_or_init(JwksCache::default)
+}
+
+async fn fetch_jwks(url: &str) -> Result<FetchedJwks, String> {
+    let response = client()
+        .map_err(|_| "no HTTP client".to_owned())?
+        .get(url)
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .map_err(|e| e.without_url().to_string())?;
+    let header = |name| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let ttl = jwks_ttl(header(reqwest::header::CACHE_CONTROL).as_deref(), header(reqwest::header::AGE).as_deref());
+    let keys: JwkSet = response.json().await.map_err(|e| e.without_url().to_string())?;
+    Ok(FetchedJwks { keys, ttl })
+}
+
 /// Verifies an ID token: signature with a key of the provider's JWKS (RS256 for an RSA key,
 /// ES256 for a P-256 key, the header's `alg` must agree), issuer, audience, expiry and nonce.
+/// The JWKS is kept in memory (see [`JwksCache`]).
 pub(crate) async fn verify_id_token(
     idp: Idp,
     jwks_url: &str,
@@ -382,16 +523,12 @@ pub(crate) async fn verify_id_token(
 ) -> Result<Value, ApiError> {
     let header = jsonwebtoken::decode_header(token).map_err(|_| invalid_id_token())?;
     let kid = header.kid.as_deref().ok_or_else(invalid_id_token)?;
-    let jwks: JwkSet = client()?
-        .get(jwks_url)
-        .send()
-        .await
-        .and_then(reqwest::Response::error_for_status)
-        .map_err(|e| unreachable_idp(idp, e))?
-        .json()
-        .await
-        .map_err(|e| unreachable_idp(idp, e))?;
-    let jwk = jwks.find(kid).ok_or_else(invalid_id_token)?;
+    let jwk = match jwks_cache().key(jwks_url, kid, Instant::now(), || fetch_jwks(jwks_url)).await {
+        Ok(jwk) => jwk,
+        Err(KeyLookupError::UnknownKid) => return Err(invalid_id_token()),
+        Err(KeyLookupError::Unavailable(e)) => return Err(unreachable_idp(idp, e)),
+    };
+    let jwk = &jwk;
     let alg = match &jwk.algorithm {
         AlgorithmParameters::RSA(_) => Algorithm::RS256,
         AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => Algorithm::ES256,
@@ -555,5 +692,143 @@ pub(crate) async fn complete(
             };
             Ok(ExternalIdentity { subject, email, email_verified, private_relay: false })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    #[test]
+    fn jwks_lifetime_follows_cache_control_within_bounds() {
+        let google = "public, max-age=19239, must-revalidate, no-transform";
+        assert_eq!(jwks_ttl(Some(google), None), Duration::from_secs(19239));
+        assert_eq!(jwks_ttl(Some(google), Some("239")), Duration::from_secs(19000));
+        assert_eq!(jwks_ttl(None, None), JWKS_DEFAULT_TTL);
+        assert_eq!(jwks_ttl(Some("public"), None), JWKS_DEFAULT_TTL);
+        assert_eq!(jwks_ttl(Some("max-age=0"), None), JWKS_MIN_TTL);
+        assert_eq!(jwks_ttl(Some("max-age=5"), None), JWKS_MIN_TTL);
+        assert_eq!(jwks_ttl(Some("MAX-AGE=\"600\""), None), Duration::from_secs(600));
+        assert_eq!(jwks_ttl(Some("max-age=31536000"), None), JWKS_MAX_TTL);
+        assert_eq!(jwks_ttl(Some("max-age=600"), Some("9000")), JWKS_MIN_TTL);
+        assert_eq!(jwks_ttl(Some("max-age=600, no-store"), None), JWKS_MIN_TTL);
+        assert_eq!(jwks_ttl(Some("max-age=soon"), None), JWKS_MIN_TTL);
+    }
+
+    fn set(kids: &[&str]) -> JwkSet {
+        let keys: Vec<Value> = kids
+            .iter()
+            .map(|kid| serde_json::json!({"kty": "EC", "crv": "P-256", "x": "AAAA", "y": "AAAA", "kid": kid, "alg": "ES256"}))
+            .collect();
+        serde_json::from_value(serde_json::json!({ "keys": keys })).unwrap()
+    }
+
+    /// A fake identity provider: counts fetches, serves `kids` or fails.
+    struct Fake {
+        fetches: AtomicUsize,
+        kids: std::sync::Mutex<Vec<&'static str>>,
+        fail: std::sync::atomic::AtomicBool,
+        ttl: Duration,
+    }
+
+    impl Fake {
+        fn new(kids: &[&'static str], ttl: Duration) -> Self {
+            Self {
+                fetches: AtomicUsize::new(0),
+                kids: std::sync::Mutex::new(kids.to_vec()),
+                fail: std::sync::atomic::AtomicBool::new(false),
+                ttl,
+            }
+        }
+
+        async fn fetch(&self) -> Result<FetchedJwks, String> {
+            self.fetches.fetch_add(1, Ordering::SeqCst);
+            if self.fail.load(Ordering::SeqCst) {
+                return Err("connection refused".into());
+            }
+            Ok(FetchedJwks { keys: set(&self.kids.lock().unwrap()), ttl: self.ttl })
+        }
+
+        fn count(&self) -> usize {
+            self.fetches.load(Ordering::SeqCst)
+        }
+    }
+
+    const URL: &str = "https://idp.example/keys";
+
+    #[tokio::test]
+    async fn a_kept_set_is_used_until_it_expires() {
+        let cache = JwksCache::default();
+        let idp = Fake::new(&["k1"], Duration::from_secs(600));
+        let t0 = Instant::now();
+        for secs in [0, 1, 300, 599] {
+            let jwk = cache.key(URL, "k1", t0 + Duration::from_secs(secs), || idp.fetch()).await.unwrap();
+            assert_eq!(jwk.common.key_id.as_deref(), Some("k1"));
+        }
+        assert_eq!(idp.count(), 1);
+        cache.key(URL, "k1", t0 + Duration::from_secs(600), || idp.fetch()).await.unwrap();
+        assert_eq!(idp.count(), 2, "refetched once expired");
+        // Another provider's URL has its own set.
+        cache.key("https://other.example/keys", "k1", t0, || idp.fetch()).await.unwrap();
+        assert_eq!(idp.count(), 3);
+    }
+
+    #[tokio::test]
+    async fn an_unknown_kid_refetches_once_per_interval() {
+        let cache = JwksCache::default();
+        let idp = Fake::new(&["k1"], Duration::from_secs(3600));
+        let t0 = Instant::now();
+        cache.key(URL, "k1", t0, || idp.fetch()).await.unwrap();
+        // The provider rotated: the first token with the new kid refetches and passes.
+        idp.kids.lock().unwrap().push("k2");
+        let at = |secs| t0 + Duration::from_secs(secs);
+        assert!(cache.key(URL, "k2", at(10), || idp.fetch()).await.is_ok());
+        assert_eq!(idp.count(), 2);
+        assert!(cache.key(URL, "k2", at(11), || idp.fetch()).await.is_ok());
+        assert_eq!(idp.count(), 2, "the rotated set is kept");
+        // Random kids: one forced refetch per interval, however many tokens.
+        for i in 0..50 {
+            let r = cache.key(URL, &format!("random-{i}"), at(12 + i / 10), || idp.fetch()).await;
+            assert_eq!(r.unwrap_err(), KeyLookupError::UnknownKid);
+        }
+        assert_eq!(idp.count(), 2, "no refetch within the interval of the rotation's");
+        let later = 10 + JWKS_FORCED_REFETCH_INTERVAL.as_secs();
+        for i in 0..50 {
+            assert!(cache.key(URL, &format!("again-{i}"), at(later + i / 10), || idp.fetch()).await.is_err());
+        }
+        assert_eq!(idp.count(), 3, "one forced refetch per interval");
+    }
+
+    #[tokio::test]
+    async fn a_failed_fetch_falls_back_to_a_usable_kept_set() {
+        let cache = JwksCache::default();
+        let ttl = Duration::from_secs(600);
+        let idp = Fake::new(&["k1"], ttl);
+        let t0 = Instant::now();
+        cache.key(URL, "k1", t0, || idp.fetch()).await.unwrap();
+        idp.fail.store(true, Ordering::SeqCst);
+        // A forced refetch fails while the set is fresh: the kept set still answers for its kids.
+        let r = cache.key(URL, "k9", t0 + Duration::from_secs(1), || idp.fetch()).await;
+        assert!(matches!(r, Err(KeyLookupError::Unavailable(_))), "{r:?}");
+        assert!(cache.key(URL, "k1", t0 + Duration::from_secs(2), || idp.fetch()).await.is_ok());
+        // Expired but within the grace: the stale set is used.
+        let stale = t0 + ttl + JWKS_STALE_IF_ERROR - Duration::from_secs(1);
+        assert!(cache.key(URL, "k1", stale, || idp.fetch()).await.is_ok());
+        let fetches = idp.count();
+        assert_eq!(fetches, 3);
+        // Beyond it: unavailable.
+        let gone = t0 + ttl + JWKS_STALE_IF_ERROR;
+        assert!(matches!(cache.key(URL, "k1", gone, || idp.fetch()).await, Err(KeyLookupError::Unavailable(_))));
+        // The provider is back.
+        idp.fail.store(false, Ordering::SeqCst);
+        assert!(cache.key(URL, "k1", gone, || idp.fetch()).await.is_ok());
+        // Nothing kept and nothing fetched: unavailable, never a cached failure.
+        let empty = JwksCache::default();
+        idp.fail.store(true, Ordering::SeqCst);
+        assert!(matches!(empty.key(URL, "k1", t0, || idp.fetch()).await, Err(KeyLookupError::Unavailable(_))));
+        idp.fail.store(false, Ordering::SeqCst);
+        assert!(empty.key(URL, "k1", t0, || idp.fetch()).await.is_ok());
     }
 }

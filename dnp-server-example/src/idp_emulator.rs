@@ -1,6 +1,6 @@
 //! A small in-process stand-in for Google's, Apple's and GitHub's sign-in endpoints, for the
 //! tests and `dnp-server demo`: authorization (approving at once as the configured user),
-//! the token endpoints, the JWKS (a P-256 key made at start; ID tokens are ES256) and
+//! the token endpoints, the JWKS (a P-256 key made at start, rotatable; ID tokens are ES256) and
 //! GitHub's `/user` and `/user/emails`.
 //!
 //! One listener serves all three under their own prefixes; [`IdpEmulator::env_vars`] gives
@@ -8,6 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -66,6 +67,8 @@ pub enum Forgery {
     Expired,
     /// With a nonce the server did not send.
     WrongNonce,
+    /// Naming a random `kid` that is in no JWKS.
+    UnknownKid,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
@@ -83,12 +86,30 @@ struct Grant {
     user: IdpUser,
 }
 
-struct Shared {
-    base: String,
+/// The signing key and the published JWKS.
+struct Keys {
     kid: String,
     signing: EncodingKey,
+    /// Newest first; a rotation keeps the previous key published.
+    published: Vec<Value>,
+}
+
+impl Keys {
+    fn new() -> io::Result<Self> {
+        let (private, _, x, y) = p256_key()?;
+        let kid = random_token(8);
+        let jwk = json!({"kty": "EC", "crv": "P-256", "x": x, "y": y, "kid": kid, "use": "sig", "alg": "ES256"});
+        Ok(Self { kid, signing: encoding(&private)?, published: vec![jwk] })
+    }
+}
+
+struct Shared {
+    base: String,
+    keys: Mutex<Keys>,
     stranger: EncodingKey,
-    jwk: Value,
+    jwks_requests: AtomicUsize,
+    jwks_cache_control: Mutex<Option<String>>,
+    jwks_down: AtomicBool,
     google_client: (String, String),
     github_client: (String, String),
     apple_client_id: String,
@@ -145,17 +166,16 @@ impl IdpEmulator {
     pub async fn start(user: IdpUser) -> io::Result<Self> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
         let url = format!("http://{}", listener.local_addr()?);
-        let (private, _, x, y) = p256_key()?;
         let (stranger, _, _, _) = p256_key()?;
         let (team_private, team_public, _, _) = p256_key()?;
-        let kid = random_token(8);
         let users = [Which::Google, Which::Apple, Which::GitHub].into_iter().map(|w| (w, user.clone())).collect();
         let shared = Arc::new(Shared {
             base: url.clone(),
-            jwk: json!({"kty": "EC", "crv": "P-256", "x": x, "y": y, "kid": kid, "use": "sig", "alg": "ES256"}),
-            kid,
-            signing: encoding(&private)?,
+            keys: Mutex::new(Keys::new()?),
             stranger: encoding(&stranger)?,
+            jwks_requests: AtomicUsize::new(0),
+            jwks_cache_control: Mutex::new(Some("public, max-age=3600".into())),
+            jwks_down: AtomicBool::new(false),
             google_client: (format!("{}.apps.example", random_token(6)), random_token(24)),
             github_client: (random_token(10), random_token(24)),
             apple_client_id: "org.dnp.signin".into(),
@@ -234,6 +254,35 @@ impl IdpEmulator {
     /// Spoils the next ID token (Google or Apple) in the way given.
     pub fn forge_next_id_token(&self, forgery: Forgery) {
         *lock(&self.shared.forge) = Some(forgery);
+    }
+
+    /// How many times the JWKS (Google's or Apple's) was fetched.
+    pub fn jwks_requests(&self) -> usize {
+        self.shared.jwks_requests.load(Ordering::SeqCst)
+    }
+
+    /// The `Cache-Control` of JWKS answers (default `public, max-age=3600`; `None`: no header).
+    pub fn set_jwks_cache_control(&self, value: Option<&str>) {
+        *lock(&self.shared.jwks_cache_control) = value.map(str::to_owned);
+    }
+
+    /// Whether the JWKS answers 503 (the provider is down).
+    pub fn set_jwks_down(&self, down: bool) {
+        self.shared.jwks_down.store(down, Ordering::SeqCst);
+    }
+
+    /// Rotates the signing key: ID tokens are signed from now on with a new key under a new
+    /// `kid`, published in the JWKS beside the previous one. Returns the new `kid`.
+    ///
+    /// # Errors
+    /// When no key can be made.
+    pub fn rotate_signing_key(&self) -> io::Result<String> {
+        let next = Keys::new()?;
+        let mut keys = lock(&self.shared.keys);
+        let mut published = next.published;
+        published.extend(keys.published.drain(..).take(1));
+        *keys = Keys { kid: next.kid, signing: next.signing, published };
+        Ok(keys.kid.clone())
     }
 
     /// Stops the listener.
@@ -379,9 +428,10 @@ fn id_token(s: &Shared, issuer: &str, audience: &str, grant: &Grant, extra: Valu
     if let (Some(map), Value::Object(more)) = (claims.as_object_mut(), extra) {
         map.extend(more);
     }
+    let keys = lock(&s.keys);
     let mut header = Header::new(Algorithm::ES256);
-    header.kid = Some(s.kid.clone());
-    let key = if forgery == Some(Forgery::WrongKey) { &s.stranger } else { &s.signing };
+    header.kid = Some(if forgery == Some(Forgery::UnknownKid) { random_token(8) } else { keys.kid.clone() });
+    let key = if forgery == Some(Forgery::WrongKey) { &s.stranger } else { &keys.signing };
     jsonwebtoken::encode(&header, &claims, key).map_err(|_| (StatusCode::INTERNAL_SERVER_ERROR, "server_error"))
 }
 
@@ -481,5 +531,14 @@ async fn github_emails(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Resp
 }
 
 async fn jwks(State(s): State<Arc<Shared>>) -> Response {
-    axum::Json(json!({"keys": [s.jwk]})).into_response()
+    s.jwks_requests.fetch_add(1, Ordering::SeqCst);
+    if s.jwks_down.load(Ordering::SeqCst) {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    let keys = lock(&s.keys).published.clone();
+    let mut response = axum::Json(json!({ "keys": keys })).into_response();
+    if let Some(v) = lock(&s.jwks_cache_control).as_deref().and_then(|v| header::HeaderValue::from_str(v).ok()) {
+        response.headers_mut().insert(header::CACHE_CONTROL, v);
+    }
+    response
 }

@@ -419,3 +419,48 @@ async fn an_expired_state_or_a_refused_code_is_an_error() {
     emu.shutdown();
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn the_jwks_is_kept_refetched_on_rotation_and_not_hammered() {
+    let (app, emu) = setup(IdpUser::verified("g-8", "keys@example.org")).await;
+    for idp in ["google", "google", "apple", "apple"] {
+        let r = sign_in(&app, idp).await;
+        assert_eq!(r.status, StatusCode::OK, "{idp}: {}", r.text);
+    }
+    assert_eq!(emu.jwks_requests(), 2, "one fetch per provider, then the kept set");
+    // Tokens naming random key ids: one forced refetch, then refused without asking Apple.
+    for _ in 0..5 {
+        emu.forge_next_id_token(Forgery::UnknownKid);
+        let r = sign_in(&app, "apple").await;
+        assert_eq!(error_code(&r), "invalid_id_token", "{}", r.text);
+    }
+    assert_eq!(emu.jwks_requests(), 3);
+    // Google rotates its key: the first sign-in after it refetches and succeeds.
+    emu.rotate_signing_key().unwrap();
+    let r = sign_in(&app, "google").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(emu.jwks_requests(), 4);
+    assert_eq!(sign_in(&app, "google").await.status, StatusCode::OK);
+    assert_eq!(emu.jwks_requests(), 4, "the rotated set is kept");
+    // The JWKS endpoint is down: the kept set still verifies.
+    emu.set_jwks_down(true);
+    assert_eq!(sign_in(&app, "google").await.status, StatusCode::OK);
+    assert_eq!(emu.jwks_requests(), 4);
+    emu.shutdown();
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_provider_down_on_the_first_fetch_is_unavailable_not_invalid() {
+    let (app, emu) = setup(IdpUser::verified("g-9", "down@example.org")).await;
+    emu.set_jwks_down(true);
+    let r = sign_in(&app, "google").await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text);
+    assert_eq!(error_code(&r), "identity_provider_unavailable");
+    // Nothing was kept from the failure: once it answers, sign-in works.
+    emu.set_jwks_down(false);
+    assert_eq!(sign_in(&app, "google").await.status, StatusCode::OK);
+    assert_eq!(emu.jwks_requests(), 2);
+    emu.shutdown();
+    app.cleanup().await;
+}
