@@ -45,6 +45,7 @@ macro_rules! with_pool {
 pub const MIGRATIONS_TABLE: &str = "_dnp_server_migrations";
 
 const SCHEMA_V1: &str = include_str!("../migrations/3001_initial.sql");
+const SCHEMA_V3: &str = include_str!("../migrations/3003_oauth_state_binding.sql");
 
 impl Database {
     /// Connects to `url` (`sqlite:…` or `postgres://…`). A SQLite file and its directory
@@ -86,13 +87,22 @@ impl Database {
 
     /// The server's migrator (its own history table).
     pub fn migrator() -> Migrator {
-        let migrations = vec![Migration::new(
-            3001,
-            "server initial schema".into(),
-            MigrationType::Simple,
-            AssertSqlSafe(SCHEMA_V1).into_sql_str(),
-            false,
-        )];
+        let migrations = vec![
+            Migration::new(
+                3001,
+                "server initial schema".into(),
+                MigrationType::Simple,
+                AssertSqlSafe(SCHEMA_V1).into_sql_str(),
+                false,
+            ),
+            Migration::new(
+                3003,
+                "sign-in states bound to the browser".into(),
+                MigrationType::Simple,
+                AssertSqlSafe(SCHEMA_V3).into_sql_str(),
+                false,
+            ),
+        ];
         let mut migrator = Migrator::with_migrations(migrations);
         migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
         // The vault's and the queue's migrations are recorded in their own tables.

@@ -17,14 +17,47 @@ async fn setup(user: IdpUser) -> (TestApp, IdpEmulator) {
     (app, emu)
 }
 
-async fn authorize_url(app: &TestApp, idp: &str) -> String {
+/// A started sign-in: the identity provider's URL and the binding cookie the server set
+/// (`name=value`).
+struct Started {
+    url: String,
+    cookie: Option<String>,
+}
+
+/// The `dnp_oauth_binding` cookie a response sets, as `name=value`, and its attributes.
+fn binding_set_cookie(headers: &axum::http::HeaderMap) -> Option<(String, String)> {
+    headers.get_all(header::SET_COOKIE).iter().filter_map(|v| v.to_str().ok()).find_map(|c| {
+        c.starts_with("dnp_oauth_binding=").then(|| {
+            let (pair, attributes) = c.split_once(';').unwrap_or((c, ""));
+            (pair.to_owned(), attributes.to_owned())
+        })
+    })
+}
+
+async fn authorize_url(app: &TestApp, idp: &str) -> Started {
     let req = Request::get(format!("/api/v1/auth/oauth/{idp}/authorize"))
         .header(header::ACCEPT, "application/json")
         .body(Body::empty())
         .unwrap();
     let r = app.raw(req).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    r.body["authorize_url"].as_str().unwrap().to_owned()
+    let cookie = binding_set_cookie(&r.headers).map(|(pair, _)| pair);
+    assert!(cookie.is_some(), "the authorize answer sets the binding cookie: {:?}", r.headers);
+    Started { url: r.body["authorize_url"].as_str().unwrap().to_owned(), cookie }
+}
+
+/// What the identity provider sends the browser back with, and the browser's binding cookie.
+#[derive(Clone, Debug)]
+struct Back {
+    method: String,
+    path: String,
+    form: Option<String>,
+    cookie: Option<String>,
+}
+
+async fn approve(started: &Started) -> Back {
+    let (method, path, form) = approve_url(&started.url).await;
+    Back { method, path, form, cookie: started.cookie.clone() }
 }
 
 fn http() -> reqwest::Client {
@@ -32,7 +65,7 @@ fn http() -> reqwest::Client {
 }
 
 /// What the IdP sends the browser back with: (method, path and query, form body).
-async fn approve(url: &str) -> (String, String, Option<String>) {
+async fn approve_url(url: &str) -> (String, String, Option<String>) {
     let r = http().get(url).send().await.unwrap();
     if r.status() == reqwest::StatusCode::FOUND {
         let location = r.headers()[reqwest::header::LOCATION].to_str().unwrap().to_owned();
@@ -62,12 +95,15 @@ fn attr_after(html: &str, key: &str, from: usize) -> Option<String> {
     Some(html[i..end].replace("&quot;", "\"").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&"))
 }
 
-async fn callback(app: &TestApp, back: &(String, String, Option<String>), navigate: bool) -> Response {
-    let mut req = Request::builder().method(back.0.as_str()).uri(&back.1);
+async fn callback(app: &TestApp, back: &Back, navigate: bool) -> Response {
+    let mut req = Request::builder().method(back.method.as_str()).uri(&back.path);
     if navigate {
         req = req.header("sec-fetch-mode", "navigate");
     }
-    let req = match &back.2 {
+    if let Some(cookie) = &back.cookie {
+        req = req.header(header::COOKIE, cookie);
+    }
+    let req = match &back.form {
         Some(form) => req
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .body(Body::from(form.clone()))
@@ -78,8 +114,7 @@ async fn callback(app: &TestApp, back: &(String, String, Option<String>), naviga
 }
 
 async fn sign_in(app: &TestApp, idp: &str) -> Response {
-    let url = authorize_url(app, idp).await;
-    let back = approve(&url).await;
+    let back = approve(&authorize_url(app, idp).await).await;
     callback(app, &back, false).await
 }
 
@@ -92,13 +127,13 @@ async fn count(app: &TestApp, sql: &str) -> i64 {
 #[tokio::test]
 async fn google_signs_in_creates_once_and_returns_to_the_same_account() {
     let (app, emu) = setup(IdpUser::verified("g-1", "Grace@Example.org")).await;
-    let url = authorize_url(&app, "google").await;
+    let started = authorize_url(&app, "google").await;
     let q: std::collections::HashMap<String, String> =
-        url::Url::parse(&url).unwrap().query_pairs().into_owned().collect();
+        url::Url::parse(&started.url).unwrap().query_pairs().into_owned().collect();
     assert_eq!(q["code_challenge_method"], "S256");
     assert!(q["nonce"].len() >= 22 && q["state"].len() >= 32, "{q:?}");
     assert_eq!(q["redirect_uri"], "http://127.0.0.1:9/api/v1/auth/oauth/google/callback");
-    let back = approve(&url).await;
+    let back = approve(&started).await;
     let first = callback(&app, &back, false).await;
     assert_eq!(first.status, StatusCode::OK, "{}", first.text);
     assert_eq!(first.body["user"]["email"], "grace@example.org");
@@ -195,7 +230,7 @@ async fn a_state_is_single_use_and_must_be_known() {
     assert_eq!(error_code(&replay), "invalid_state");
     // A state issued for GitHub does not complete Google.
     let gh = approve(&authorize_url(&app, "github").await).await;
-    let crossed = (gh.0.clone(), gh.1.replace("/github/", "/google/"), None);
+    let crossed = Back { path: gh.path.replace("/github/", "/google/"), ..gh.clone() };
     assert_eq!(error_code(&callback(&app, &crossed, false).await), "invalid_state");
     // A browser gets sent back to the sign-in page with the code.
     let nav = callback(&app, &back, true).await;
@@ -219,7 +254,8 @@ async fn a_browser_gets_cookies_and_the_dashboard() {
     assert_eq!(r.status, StatusCode::FOUND);
     let url = r.headers[header::LOCATION].to_str().unwrap().to_owned();
     assert!(url.starts_with(emu.url()), "{url}");
-    let back = approve(&url).await;
+    let cookie = binding_set_cookie(&r.headers).map(|(pair, _)| pair);
+    let back = approve(&Started { url, cookie }).await;
     let done = callback(&app, &back, true).await;
     assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.text);
     assert_eq!(done.headers[header::LOCATION], "/dashboard");
@@ -241,9 +277,9 @@ async fn github_private_email_is_found_through_user_emails() {
         ("octo@example.org".into(), true, true),
     ];
     let (app, emu) = setup(user).await;
-    let url = authorize_url(&app, "github").await;
-    assert!(url.contains("code_challenge_method=S256"), "{url}");
-    let back = approve(&url).await;
+    let started = authorize_url(&app, "github").await;
+    assert!(started.url.contains("code_challenge_method=S256"), "{}", started.url);
+    let back = approve(&started).await;
     let r = callback(&app, &back, false).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.body["user"]["email"], "octo@example.org");
@@ -259,18 +295,18 @@ async fn github_private_email_is_found_through_user_emails() {
 async fn apple_form_post_with_a_private_relay_address() {
     let relay = "x7k2q9@privaterelay.appleid.com";
     let (app, emu) = setup(IdpUser::verified("001234.apple.5678", relay)).await;
-    let url = authorize_url(&app, "apple").await;
-    assert!(url.contains("response_mode=form_post"), "{url}");
-    let back = approve(&url).await;
-    assert_eq!(back.0, "POST");
-    assert!(back.2.as_deref().unwrap().contains("user="), "Apple sends the user JSON the first time");
+    let started = authorize_url(&app, "apple").await;
+    assert!(started.url.contains("response_mode=form_post"), "{}", started.url);
+    let back = approve(&started).await;
+    assert_eq!(back.method, "POST");
+    assert!(back.form.as_deref().unwrap().contains("user="), "Apple sends the user JSON the first time");
     let first = callback(&app, &back, false).await;
     assert_eq!(first.status, StatusCode::OK, "{}", first.text);
     assert_eq!(first.body["user"]["email"], relay);
     let id = first.body["user"]["id"].as_str().unwrap().to_owned();
     // The second time there is no user JSON; the identity still signs in.
     let back = approve(&authorize_url(&app, "apple").await).await;
-    assert!(!back.2.as_deref().unwrap().contains("user="));
+    assert!(!back.form.as_deref().unwrap().contains("user="));
     let again = callback(&app, &back, false).await;
     assert_eq!(again.body["user"]["id"], id.as_str(), "{}", again.text);
     assert_eq!(count(&app, "SELECT COUNT(*) FROM users").await, 1);
@@ -297,7 +333,7 @@ async fn an_account_with_totp_gets_the_mfa_challenge() {
     let r = sign_in(&app, "google").await;
     assert_eq!(r.body["mfa_required"], true, "{}", r.text);
     assert!(r.body.get("access_token").is_none());
-    assert!(r.headers.get(header::SET_COOKIE).is_none());
+    assert!(r.headers.get_all(header::SET_COOKIE).iter().all(|c| !c.to_str().unwrap().starts_with("dnp_access")));
     let mfa_token = r.body["mfa_token"].as_str().unwrap();
     let done = app
         .call(
@@ -374,14 +410,21 @@ async fn the_demo_offers_all_three_and_each_signs_into_the_demo_account() {
             .unwrap();
         assert_eq!(r.status().as_u16(), 302, "{idp}");
         let at_idp = r.headers()["location"].to_str().unwrap().to_owned();
-        let (method, path, form) = approve(&at_idp).await;
+        let binding = r
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|c| c.starts_with("dnp_oauth_binding=").then(|| c.split(';').next().unwrap().to_owned()))
+            .expect("a binding cookie");
+        let (method, path, form) = approve_url(&at_idp).await;
         let back = format!("{}{path}", demo.url);
         let req = if method == "POST" {
             http.post(back).header("content-type", "application/x-www-form-urlencoded").body(form.unwrap())
         } else {
             http.get(back)
         };
-        let done = req.header("sec-fetch-mode", "navigate").send().await.unwrap();
+        let done = req.header("sec-fetch-mode", "navigate").header("cookie", binding).send().await.unwrap();
         assert_eq!(done.status().as_u16(), 303, "{idp}");
         assert_eq!(done.headers()["location"], "/dashboard", "{idp}");
         let access = done
@@ -410,8 +453,8 @@ async fn an_expired_state_or_a_refused_code_is_an_error() {
     assert_eq!(late.status, StatusCode::BAD_REQUEST, "{}", late.text);
     assert_eq!(error_code(&late), "invalid_state");
     // A code GitHub does not know (tampered on the way).
-    let (method, path, form) = approve(&authorize_url(&app, "github").await).await;
-    let tampered = (method, path.replacen("code=", "code=x", 1), form);
+    let back = approve(&authorize_url(&app, "github").await).await;
+    let tampered = Back { path: back.path.replacen("code=", "code=x", 1), ..back };
     let refused = callback(&app, &tampered, false).await;
     assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.text);
     assert_eq!(error_code(&refused), "invalid_code");
@@ -461,6 +504,80 @@ async fn a_provider_down_on_the_first_fetch_is_unavailable_not_invalid() {
     emu.set_jwks_down(false);
     assert_eq!(sign_in(&app, "google").await.status, StatusCode::OK);
     assert_eq!(emu.jwks_requests(), 2);
+    emu.shutdown();
+    app.cleanup().await;
+}
+
+/// Login CSRF: a sign-in someone else started (into their own account) cannot be completed
+/// in another browser, by a link or Apple's cross-site form post.
+#[tokio::test]
+async fn a_sign_in_completes_only_in_the_browser_that_started_it() {
+    let (app, emu) = setup(IdpUser::verified("g-10", "mallory@example.org")).await;
+    for idp in ["google", "apple", "github"] {
+        let victims_own = authorize_url(&app, idp).await.cookie;
+        for cookie in [None, victims_own, Some("dnp_oauth_binding=forged".to_owned())] {
+            // The attacker approves at the provider and hands the callback to the victim.
+            let attackers = approve(&authorize_url(&app, idp).await).await;
+            let in_victims_browser = Back { cookie: cookie.clone(), ..attackers.clone() };
+            let r = callback(&app, &in_victims_browser, false).await;
+            assert_eq!(r.status, StatusCode::BAD_REQUEST, "{idp} {cookie:?}: {}", r.text);
+            assert_eq!(error_code(&r), "oauth_state_mismatch", "{idp} {cookie:?}");
+            assert!(
+                r.headers.get_all(header::SET_COOKIE).iter().all(|c| !c.to_str().unwrap().starts_with("dnp_access"))
+            );
+            // The state is spent: not even the attacker's browser can use it now.
+            let replay = callback(&app, &attackers, false).await;
+            assert_eq!(error_code(&replay), "invalid_state", "{idp}");
+        }
+        // A browser is sent back to the sign-in page with the code.
+        let attackers = approve(&authorize_url(&app, idp).await).await;
+        let nav = callback(&app, &Back { cookie: None, ..attackers }, true).await;
+        assert_eq!(nav.status, StatusCode::SEE_OTHER);
+        assert_eq!(nav.headers[header::LOCATION], "/signin?error=oauth_state_mismatch");
+    }
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM users").await, 0);
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM sessions").await, 0);
+    emu.shutdown();
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_binding_cookie_is_scoped_hashed_and_spent() {
+    let (app, emu) = setup(IdpUser::verified("g-11", "cookie@example.org")).await;
+    let attributes = async |idp: &str| {
+        let req = Request::get(format!("/api/v1/auth/oauth/{idp}/authorize")).body(Body::empty()).unwrap();
+        let r = app.raw(req).await;
+        assert_eq!(r.status, StatusCode::FOUND);
+        binding_set_cookie(&r.headers).unwrap()
+    };
+    let (_, apple) = attributes("apple").await;
+    for want in ["Path=/api/v1/auth/oauth/apple", "Max-Age=600", "SameSite=None", "HttpOnly", "Secure"] {
+        assert!(apple.contains(want), "Apple's form post is cross-site: {want} in {apple}");
+    }
+    let (_, google) = attributes("google").await;
+    for want in ["Path=/api/v1/auth/oauth/google", "SameSite=Lax", "HttpOnly"] {
+        assert!(google.contains(want), "{want} in {google}");
+    }
+    assert!(!google.contains("Secure"), "PUBLIC_BASE_URL is http: {google}");
+    // Only the value's SHA-256 is kept.
+    let started = authorize_url(&app, "github").await;
+    let value = started.cookie.as_deref().unwrap().strip_prefix("dnp_oauth_binding=").unwrap().to_owned();
+    assert!(value.len() >= 43, "{value}");
+    let kept: i64 = dnp_server::with_pool!(app.state.db(), pool => {
+        sqlx::query_scalar("SELECT COUNT(*) FROM oauth_states WHERE binding_hash = $1")
+            .bind(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(value.as_bytes())))
+            .fetch_one(pool)
+            .await
+            .unwrap()
+    });
+    assert_eq!(kept, 1);
+    assert_eq!(count(&app, &format!("SELECT COUNT(*) FROM oauth_states WHERE binding_hash = '{value}'")).await, 0);
+    // The callback spends the cookie.
+    let done = callback(&app, &approve(&started).await, false).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.text);
+    let (pair, cleared) = binding_set_cookie(&done.headers).expect("the callback clears the cookie");
+    assert_eq!(pair, "dnp_oauth_binding=");
+    assert!(cleared.contains("Max-Age=0") && cleared.contains("Path=/api/v1/auth/oauth/github"), "{cleared}");
     emu.shutdown();
     app.cleanup().await;
 }

@@ -1,9 +1,13 @@
 //! Sign-in with Google, Apple and GitHub: `/auth/oauth/{idp}/authorize` and `/callback`.
 //!
 //! The `state` is single use and expires after 10 minutes, kept hashed in `oauth_states` like
-//! the connection flow's; the PKCE verifier is sealed; the OIDC nonce is checked in the ID
-//! token. A returning identity signs into its linked account; a new one links to the account
-//! with the same *verified* email, or creates one.
+//! the connection flow's, and bound to the browser that started the flow: the authorize step
+//! sets a random value in an HttpOnly cookie ([`BINDING_COOKIE`], its path under
+//! `/api/v1/auth/oauth/{idp}`) and keeps its SHA-256 with the state; the callback wants the
+//! same cookie back (else `oauth_state_mismatch`), so a sign-in started by someone else
+//! cannot be completed in a victim's browser (login CSRF). The PKCE verifier is sealed; the
+//! OIDC nonce is checked in the ID token. A returning identity signs into its linked account;
+//! a new one links to the account with the same *verified* email, or creates one.
 
 use std::str::FromStr;
 
@@ -20,10 +24,10 @@ use utoipa_axum::routes;
 
 use crate::api::accounts::{LoginResponse, UserRow, create_user, token_response, user_by_id};
 use crate::auth::{self, Claims, normalize_email};
-use crate::crypto::sha256_hex;
+use crate::crypto::{constant_time_eq, random_token, sha256_hex};
 use crate::db::{ms, now_ms};
 use crate::error::{ApiError, ErrorBody};
-use crate::http::{ApiPath, ApiQuery};
+use crate::http::{ApiPath, ApiQuery, cookie};
 use crate::idp::{self, CallbackExtras, ExternalIdentity, Idp};
 use crate::state::AppState;
 use crate::with_pool;
@@ -33,6 +37,37 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
 }
 
 const STATE_TTL_MINUTES: i64 = 10;
+
+/// The cookie that binds a sign-in's `state` to the browser that started it.
+pub const BINDING_COOKIE: &str = "dnp_oauth_binding";
+
+/// The binding cookie of `idp`: HttpOnly, its path `/api/v1/auth/oauth/{idp}` (so flows with
+/// two providers do not overwrite each other's). Apple answers with a cross-site form post,
+/// which carries only `SameSite=None` cookies, and those must be `Secure` (browsers keep
+/// `Secure` cookies of `http://localhost` and `http://127.0.0.1` too); the others come back
+/// by a top-level GET redirect, which carries `SameSite=Lax` ones.
+fn binding_cookie(state: &AppState, idp: Idp, value: &str, max_age_secs: i64) -> HeaderValue {
+    let (same_site, secure) = match idp {
+        Idp::Apple => ("None", true),
+        Idp::Google | Idp::GitHub => ("Lax", state.config().secure_cookies()),
+    };
+    let mut c = format!(
+        "{BINDING_COOKIE}={value}; Path=/api/v1/auth/oauth/{}; Max-Age={max_age_secs}; SameSite={same_site}; HttpOnly",
+        idp.as_str()
+    );
+    if secure {
+        c.push_str("; Secure");
+    }
+    HeaderValue::from_str(&c).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// Adds the expired binding cookie of the route's provider (the callback spends it).
+fn clear_binding(state: &AppState, id: &str, mut r: Response) -> Response {
+    if let Some(idp) = Idp::parse(id) {
+        r.headers_mut().append(header::SET_COOKIE, binding_cookie(state, idp, "", 0));
+    }
+    r
+}
 
 /// Whether the request is a browser navigation (answer with redirects, not JSON).
 fn is_navigation(headers: &HeaderMap) -> bool {
@@ -77,7 +112,8 @@ pub struct SignInAuthorize {
 }
 
 /// Starts signing in with an identity provider: a redirect (302) to it, or with
-/// `Accept: application/json` its URL as JSON.
+/// `Accept: application/json` its URL as JSON. Either way the answer sets the
+/// `dnp_oauth_binding` cookie, which the callback requires.
 #[utoipa::path(get, path = "/auth/oauth/{idp}/authorize", tag = "accounts",
     params(("idp" = String, Path, description = "google, apple or github")),
     responses((status = 302, description = "Redirect to the identity provider"), (status = 200, body = SignInAuthorize),
@@ -85,50 +121,57 @@ pub struct SignInAuthorize {
 async fn authorize(State(state): State<AppState>, headers: HeaderMap, ApiPath(id): ApiPath<String>) -> Response {
     let navigation = is_navigation(&headers);
     match start(&state, &id).await {
-        Ok(started) => {
+        Ok((idp, started, binding)) => {
             let wants_json = headers
                 .get(header::ACCEPT)
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|a| a.contains("application/json"));
-            if wants_json && !navigation {
-                return Json(started).into_response();
-            }
-            let mut r = StatusCode::FOUND.into_response();
-            if let Ok(v) = HeaderValue::from_str(&started.authorize_url) {
-                r.headers_mut().insert(header::LOCATION, v);
-            }
+            let mut r = if wants_json && !navigation {
+                Json(started).into_response()
+            } else {
+                let mut r = StatusCode::FOUND.into_response();
+                if let Ok(v) = HeaderValue::from_str(&started.authorize_url) {
+                    r.headers_mut().insert(header::LOCATION, v);
+                }
+                r
+            };
             r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r.headers_mut().append(header::SET_COOKIE, binding_cookie(&state, idp, &binding, STATE_TTL_MINUTES * 60));
             r
         }
         Err(e) => fail(navigation, e),
     }
 }
 
-async fn start(state: &AppState, id: &str) -> Result<SignInAuthorize, ApiError> {
+/// Records a new sign-in state; returns the provider, where to send the browser, and the
+/// binding cookie's value.
+async fn start(state: &AppState, id: &str) -> Result<(Idp, SignInAuthorize, String), ApiError> {
     let idp = configured(state, id)?;
     let redirect = idp::redirect_uri(&state.config().public_base_url, idp);
     let started = idp::authorize(&state.config().identity_providers, idp, &redirect)?;
     let state_hash = sha256_hex(&started.state);
     let verifier = started.verifier.as_ref().map(|v| state.0.sealer.seal(v, &format!("pkce:{state_hash}")));
+    let binding = random_token(32);
     let now = Utc::now();
     let expires_at = now + Duration::minutes(STATE_TTL_MINUTES);
     with_pool!(state.db(), pool => {
         sqlx::query("DELETE FROM oauth_states WHERE expires_at < $1").bind(ms(now)).execute(pool).await?;
         sqlx::query(
-            "INSERT INTO oauth_states (state_hash, purpose, user_id, provider, verifier_sealed, nonce, expires_at, created_at) \
-             VALUES ($1, 'signin', NULL, $2, $3, $4, $5, $6)",
+            "INSERT INTO oauth_states (state_hash, purpose, user_id, provider, verifier_sealed, nonce, binding_hash, expires_at, created_at) \
+             VALUES ($1, 'signin', NULL, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&state_hash)
         .bind(idp.as_str())
         .bind(&verifier)
         .bind(&started.nonce)
+        .bind(sha256_hex(&binding))
         .bind(ms(expires_at))
         .bind(ms(now))
         .execute(pool)
         .await?
         .rows_affected()
     });
-    Ok(SignInAuthorize { authorize_url: started.url, expires_at })
+    Ok((idp, SignInAuthorize { authorize_url: started.url, expires_at }, binding))
 }
 
 /// The identity provider's answer: `code` and `state`, or `error`. Apple posts them as a
@@ -166,10 +209,11 @@ async fn callback_get(
     ApiQuery(q): ApiQuery<SignInCallback>,
 ) -> Response {
     let navigation = is_navigation(&headers);
-    match finish(&state, &id, q).await {
+    let r = match finish(&state, &id, q, cookie(&headers, BINDING_COOKIE)).await {
         Ok(r) => done(navigation, r),
         Err(e) => fail(navigation, e),
-    }
+    };
+    clear_binding(&state, &id, r)
 }
 
 /// Completes signing in with Apple (`response_mode=form_post`).
@@ -201,10 +245,11 @@ async fn callback_post(
             ApiError::bad_request("invalid_callback", "only Sign in with Apple answers with a form post"),
         );
     }
-    match finish(&state, &id, q).await {
+    let r = match finish(&state, &id, q, cookie(&headers, BINDING_COOKIE)).await {
         Ok(r) => done(navigation, r),
         Err(e) => fail(navigation, e),
-    }
+    };
+    clear_binding(&state, &id, r)
 }
 
 fn done(navigation: bool, r: Response) -> Response {
@@ -225,10 +270,19 @@ struct StateRow {
     provider: String,
     verifier_sealed: Option<String>,
     nonce: Option<String>,
+    binding_hash: Option<String>,
     expires_at: i64,
 }
 
-async fn finish(state: &AppState, id: &str, q: SignInCallback) -> Result<Response, ApiError> {
+/// 400 `oauth_state_mismatch`: the callback came to a browser that did not start the flow.
+fn state_mismatch() -> ApiError {
+    ApiError::bad_request(
+        "oauth_state_mismatch",
+        "this sign-in was not started in this browser (or its cookie was blocked); start again from the sign-in page",
+    )
+}
+
+async fn finish(state: &AppState, id: &str, q: SignInCallback, binding: Option<&str>) -> Result<Response, ApiError> {
     let idp = configured(state, id)?;
     if let Some(error) = q.error {
         let error: String = error.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(64).collect();
@@ -242,7 +296,8 @@ async fn finish(state: &AppState, id: &str, q: SignInCallback) -> Result<Respons
     let hash = sha256_hex(&raw_state);
     let row: Option<StateRow> = with_pool!(state.db(), pool => {
         sqlx::query_as(
-            "DELETE FROM oauth_states WHERE state_hash = $1 RETURNING purpose, provider, verifier_sealed, nonce, expires_at",
+            "DELETE FROM oauth_states WHERE state_hash = $1 \
+             RETURNING purpose, provider, verifier_sealed, nonce, binding_hash, expires_at",
         )
         .bind(&hash)
         .fetch_optional(pool)
@@ -251,6 +306,15 @@ async fn finish(state: &AppState, id: &str, q: SignInCallback) -> Result<Respons
     let row = row.ok_or_else(invalid_state)?;
     if row.purpose != "signin" || row.provider != idp.as_str() || row.expires_at < now_ms() {
         return Err(invalid_state());
+    }
+    // The state is spent either way: a mismatched one cannot be retried with another cookie.
+    let bound = match (binding, &row.binding_hash) {
+        (Some(cookie), Some(expected)) => constant_time_eq(sha256_hex(cookie).as_bytes(), expected.as_bytes()),
+        _ => false,
+    };
+    if !bound {
+        tracing::info!(idp = idp.as_str(), cookie = binding.is_some(), "sign-in callback without its binding cookie");
+        return Err(state_mismatch());
     }
     let verifier = match &row.verifier_sealed {
         Some(sealed) => Some(

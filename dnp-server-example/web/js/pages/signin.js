@@ -29,6 +29,8 @@ export async function render(main, ctx) {
     mfa_required: 'This account has a second factor: sign in with your email, password and code.',
     email_not_verified: 'That account\'s email address is not verified, so dnp cannot use it. Verify it there, or sign in with your email and password.',
     unknown_identity_provider: 'That sign-in option is not available on this server.',
+    oauth_state_mismatch: 'That sign-in was not started in this browser, or the browser blocked its cookie. Start again with the button below.',
+    invalid_state: 'That sign-in took too long or was already used. Start again with the button below.',
   };
   const failed = ctx.query.get('error');
   if (failed) showError(SIGNIN_ERRORS[failed] || 'Signing in did not work. Please try again.');
