@@ -11,9 +11,10 @@
 //! playlists) and, when it comes from the Apple Music catalog, a catalog id (digits) through
 //! its `catalog` relationship or `playParams.catalogId`. dnp's [`Track::id`], [`Album::id`]
 //! and [`Artist::id`] are the catalog ids (the same for every user, what ratings take and
-//! what a DNP entry names); the library id is kept as [`LikedTrack::entry_id`] /
-//! [`FollowedArtist::entry_id`]. A library song with no catalog counterpart (an upload)
-//! keeps its library id as its id.
+//! what a DNP entry names); the library id is kept as
+//! [`LikedTrack::entry_id`](dnp_core::LikedTrack::entry_id) /
+//! [`FollowedArtist::entry_id`](dnp_core::FollowedArtist::entry_id). A library song with no
+//! catalog counterpart (an upload) keeps its library id as its id.
 //!
 //! # Credits
 //! Apple has no credit roles: `artistName` is the display string of the main artists
