@@ -1,44 +1,36 @@
-//! [`AppleMusicHarness`]: the conformance suite's [`Harness`] over the Apple Music emulator.
+//! [`AppleMusicHarness`]: the conformance suite's harness over the Apple Music emulator.
 
-use std::fmt;
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use dnp_core::conformance::{Harness, HarnessError, HarnessFault};
-use dnp_core::memory::MemoryTokenStore;
-use dnp_core::{LibrarySnapshot, Provider, ProviderAuth, StoredTokenSource, TokenSet, TokenSource, TokenStore, UserId};
+use dnp_core::{LibrarySnapshot, TokenSet};
 use secrecy::SecretString;
 
 use super::emulator::AppleMusicEmulator;
 use super::{AppleMusicAuth, AppleMusicClient, AppleMusicProvider};
-use crate::emulator::EmulatorConfig;
-use crate::http::{BreakerConfig, HttpConfig, RateLimit};
+use crate::emulator::{
+    CONFORMANCE_USER, ConformanceEmulator, EmulatorConfig, EmulatorError, EmulatorHarness, FaultInjector,
+    short_wait_http_config,
+};
+use crate::http::{HttpConfig, RateLimit};
 
 /// The HTTP settings the harness gives the adapter: short timeouts, backoff and breaker
 /// open time, so the suite runs in seconds.
 pub fn test_http_config() -> HttpConfig {
-    HttpConfig {
-        provider_rate: RateLimit { per_second: 1000, burst: 100 },
-        connection_rate: RateLimit { per_second: 1000, burst: 100 },
-        request_timeout: Duration::from_secs(2),
-        connect_timeout: Duration::from_secs(2),
-        backoff_base: Duration::from_millis(50),
-        backoff_max: Duration::from_millis(500),
-        breaker: BreakerConfig { open_for: Duration::from_secs(1), ..BreakerConfig::default() },
-        ..HttpConfig::default()
-    }
+    let rate = RateLimit { per_second: 1000, burst: 100 };
+    HttpConfig { provider_rate: rate, connection_rate: rate, ..short_wait_http_config() }
 }
 
 /// Runs the conformance suite against an [`AppleMusicEmulator`]: the adapter signs
 /// developer tokens with the emulator's MusicKit key, the test user's Music User Token sits
-/// in a [`StoredTokenSource`] over [`AppleMusicAuth`] (which cannot refresh it, as with
-/// Apple), and faults go to the emulator's fault injector.
+/// in a [`StoredTokenSource`](dnp_core::StoredTokenSource) over [`AppleMusicAuth`] (which
+/// cannot refresh it, as with Apple), and faults go to the emulator's fault injector.
 ///
-/// [`HarnessFault::ExpireAccessToken`] expires the developer token, the token Apple Music
-/// renews without the user (the adapter re-signs one after the `401`): the Apple analogue
-/// of an expired access token with a working refresh token.
+/// [`HarnessFault::ExpireAccessToken`](dnp_core::conformance::HarnessFault::ExpireAccessToken)
+/// expires the developer token, the token Apple Music renews without the user (the adapter
+/// re-signs one after the `401`): the Apple analogue of an expired access token with a
+/// working refresh token.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -47,22 +39,7 @@ pub fn test_http_config() -> HttpConfig {
 /// assert!(report.all_passed(), "{report}");
 /// # Ok(()) }
 /// ```
-pub struct AppleMusicHarness {
-    emulator: AppleMusicEmulator,
-    user: String,
-    provider: Arc<AppleMusicProvider>,
-    tokens: Arc<dyn TokenSource>,
-    timeout_hold: Duration,
-}
-
-impl fmt::Debug for AppleMusicHarness {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AppleMusicHarness")
-            .field("emulator", &self.emulator)
-            .field("user", &self.user)
-            .finish_non_exhaustive()
-    }
-}
+pub type AppleMusicHarness = EmulatorHarness<AppleMusicEmulator, AppleMusicProvider>;
 
 impl AppleMusicHarness {
     /// A fresh emulator and an adapter with [`test_http_config`].
@@ -79,79 +56,39 @@ impl AppleMusicHarness {
     /// When the emulator cannot start or the adapter cannot be configured.
     pub async fn with_http(http: HttpConfig) -> io::Result<Self> {
         let emulator = AppleMusicEmulator::start(EmulatorConfig::default())?;
-        let user = "conformance_user".to_owned();
-        let provider_id = dnp_core::ProviderId::new(dnp_core::ProviderId::APPLE_MUSIC).map_err(io::Error::other)?;
-        emulator.seed_user(&user, &LibrarySnapshot::empty(provider_id));
         let mut config = emulator.adapter_config().map_err(io::Error::other)?;
-        let timeout_hold = http.request_timeout + Duration::from_secs(1);
+        let request_timeout = http.request_timeout;
         config.http = http;
         let client = AppleMusicClient::new(&config).map_err(io::Error::other)?;
         let provider = Arc::new(AppleMusicProvider::with_client(client.clone()));
-        let auth: Arc<dyn ProviderAuth> = Arc::new(AppleMusicAuth::with_client(config, client));
-        let token = emulator.issue_user_token(&user, Duration::from_secs(24 * 3600));
-        let store = Arc::new(MemoryTokenStore::new());
+        let auth = Arc::new(AppleMusicAuth::with_client(config, client));
+        let token = emulator.issue_user_token(CONFORMANCE_USER, Duration::from_secs(24 * 3600));
         let tokens =
             TokenSet { access_token: SecretString::from(token), refresh_token: None, expires_at: None, scopes: vec![] };
-        let connection = store
-            .save(UserId::new_random(), provider.id(), &tokens)
-            .await
-            .map_err(|e| io::Error::other(e.to_string()))?;
-        let tokens: Arc<dyn TokenSource> = Arc::new(StoredTokenSource::new(store, auth, connection.id));
-        Ok(Self { emulator, user, provider, tokens, timeout_hold })
-    }
-
-    /// The emulator.
-    pub fn emulator(&self) -> &AppleMusicEmulator {
-        &self.emulator
+        Self::new(emulator, provider, auth, tokens, request_timeout).await
     }
 
     /// The adapter under test.
     pub fn apple_music(&self) -> &AppleMusicProvider {
-        &self.provider
-    }
-
-    /// The test user's id at the emulator.
-    pub fn user(&self) -> &str {
-        &self.user
+        self.adapter()
     }
 }
 
-#[async_trait]
-impl Harness for AppleMusicHarness {
-    fn provider(&self) -> Arc<dyn Provider> {
-        self.provider.clone()
+/// Each method calls the emulator's own method of the same name.
+impl ConformanceEmulator for AppleMusicEmulator {
+    fn seed_user(&self, user_id: &str, library: &LibrarySnapshot) {
+        Self::seed_user(self, user_id, library);
     }
 
-    fn token_source(&self) -> Arc<dyn TokenSource> {
-        self.tokens.clone()
+    fn library(&self, user_id: &str) -> LibrarySnapshot {
+        Self::library(self, user_id)
     }
 
-    async fn seed(&self, library: &LibrarySnapshot) -> Result<(), HarnessError> {
-        self.emulator.seed_user(&self.user, library);
-        Ok(())
+    fn faults(&self) -> &FaultInjector {
+        Self::faults(self)
     }
 
-    async fn state(&self) -> Result<LibrarySnapshot, HarnessError> {
-        Ok(self.emulator.library(&self.user))
-    }
-
-    async fn inject(&self, fault: HarnessFault) -> Result<(), HarnessError> {
-        let faults = self.emulator.faults();
-        let failed = |e: crate::emulator::FaultError| HarnessError::Failed(e.to_string());
-        match fault {
-            HarnessFault::RateLimit { calls, retry_after } => faults.rate_limit_next(calls, retry_after),
-            HarnessFault::ServerError { calls } => faults.server_error_next(calls, 503).map_err(failed)?,
-            HarnessFault::Timeout { calls } => faults.timeout_next(calls, self.timeout_hold),
-            HarnessFault::Outage => faults.server_error_ratio(1.0, 503).map_err(failed)?,
-            HarnessFault::ClearFaults => faults.clear(),
-            HarnessFault::ExpireAccessToken => faults.expire_access_tokens_now(),
-            HarnessFault::ChangePlaylist { playlist_id } => {
-                self.emulator
-                    .change_playlist(&self.user, &playlist_id)
-                    .map_err(|e| HarnessError::Failed(e.to_string()))?;
-            }
-            other => return Err(HarnessError::Unsupported(format!("fault {}", other.name()))),
-        }
-        Ok(())
+    fn change_playlist(&self, user_id: &str, playlist_id: &str) -> Result<String, EmulatorError> {
+        Self::change_playlist(self, user_id, playlist_id)
     }
 }

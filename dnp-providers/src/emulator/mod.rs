@@ -12,6 +12,7 @@
 //! | [`oauth`] | the authorization-server side of OAuth 2.0: redirect URI rules, authorization codes with PKCE S256, expiring access tokens, rotating single-use refresh tokens |
 //! | [`generate_library`] / [`LibraryShape`] | realistic seeded libraries (artists named from syllables, featured credits, ISRCs, owned, collaborative and followed playlists with duplicates) |
 //! | [`EmulatorConfig`] | the settings every emulator takes: token lifetimes, latency, seed |
+//! | [`EmulatorHarness`] / [`ConformanceEmulator`] | the conformance suite's harness over an emulator and the adapter pointed at it (each provider names its own, e.g. `SpotifyHarness`) |
 //!
 //! The emulators run in-process: a test, a benchmark or the demo server calls
 //! `start(config)` (for example [`crate::spotify::emulator::SpotifyEmulator::start`]) and
@@ -32,6 +33,8 @@
 mod config;
 mod faults;
 mod generate;
+#[cfg(any(feature = "spotify", feature = "tidal", feature = "youtube_music", feature = "apple_music"))]
+mod harness;
 mod log;
 pub mod oauth;
 mod server;
@@ -39,6 +42,12 @@ mod server;
 pub use config::EmulatorConfig;
 pub use faults::{FaultError, FaultInjector, FaultKind, FaultRule, FaultStats, FaultTrigger};
 pub use generate::{LibraryShape, generate_library};
+#[cfg(any(feature = "spotify", feature = "tidal", feature = "youtube_music"))]
+pub(crate) use harness::{ACCESS_TOKEN_TTL, issued_token_set};
+#[cfg(any(feature = "spotify", feature = "tidal", feature = "youtube_music", feature = "apple_music"))]
+pub(crate) use harness::{CONFORMANCE_USER, short_wait_http_config};
+#[cfg(any(feature = "spotify", feature = "tidal", feature = "youtube_music", feature = "apple_music"))]
+pub use harness::{ConformanceEmulator, EmulatorHarness};
 pub use log::{LoggedRequest, RequestLog};
 pub use server::{FaultRenderer, Instrumentation, Latency, ServerHandle, instrument, serve, serve_with};
 

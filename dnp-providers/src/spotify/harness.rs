@@ -1,41 +1,32 @@
-//! [`SpotifyHarness`]: the conformance suite's [`Harness`] over the Spotify emulator.
+//! [`SpotifyHarness`]: the conformance suite's harness over the Spotify emulator.
 
-use std::fmt;
 use std::io;
 use std::sync::Arc;
-use std::time::Duration;
 
-use async_trait::async_trait;
-use dnp_core::conformance::{Harness, HarnessError, HarnessFault};
-use dnp_core::memory::MemoryTokenStore;
-use dnp_core::{LibrarySnapshot, Provider, ProviderAuth, StoredTokenSource, TokenSet, TokenSource, TokenStore, UserId};
+use dnp_core::LibrarySnapshot;
 use secrecy::SecretString;
 
 use super::emulator::SpotifyEmulator;
 use super::{SpotifyAuth, SpotifyConfig, SpotifyProvider};
-use crate::emulator::EmulatorConfig;
-use crate::http::{BreakerConfig, HttpConfig};
+use crate::emulator::{
+    ACCESS_TOKEN_TTL, CONFORMANCE_USER, ConformanceEmulator, EmulatorConfig, EmulatorError, EmulatorHarness,
+    FaultInjector, issued_token_set, short_wait_http_config,
+};
+use crate::http::{HttpConfig, RateLimit};
 
 /// The HTTP settings the harness gives the adapter: the defaults with short waits, so the
 /// suite runs in seconds (a 2 s request timeout, a breaker open for 1 s, 50 ms backoff,
 /// rate limits of 1,000 requests a second that a local emulator never reaches).
 pub fn test_http_config() -> HttpConfig {
-    HttpConfig {
-        provider_rate: crate::http::RateLimit { per_second: 1000, burst: 100 },
-        connection_rate: crate::http::RateLimit { per_second: 1000, burst: 100 },
-        request_timeout: Duration::from_secs(2),
-        connect_timeout: Duration::from_secs(2),
-        backoff_base: Duration::from_millis(50),
-        backoff_max: Duration::from_millis(500),
-        breaker: BreakerConfig { open_for: Duration::from_secs(1), ..BreakerConfig::default() },
-        ..HttpConfig::default()
-    }
+    let rate = RateLimit { per_second: 1000, burst: 100 };
+    HttpConfig { provider_rate: rate, connection_rate: rate, ..short_wait_http_config() }
 }
 
 /// Runs the conformance suite's checks against a [`SpotifyEmulator`]: the adapter under
 /// test is a [`SpotifyProvider`] pointed at the emulator, its tokens come from a
-/// [`StoredTokenSource`] that refreshes through [`SpotifyAuth`] (so expiry and rotation
-/// are real), and faults go to the emulator's fault injector.
+/// [`StoredTokenSource`](dnp_core::StoredTokenSource) that refreshes through
+/// [`SpotifyAuth`] (so expiry and rotation are real), and faults go to the emulator's fault
+/// injector.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -44,22 +35,7 @@ pub fn test_http_config() -> HttpConfig {
 /// assert!(report.all_passed(), "{report}");
 /// # Ok(()) }
 /// ```
-pub struct SpotifyHarness {
-    emulator: SpotifyEmulator,
-    user: String,
-    provider: Arc<SpotifyProvider>,
-    tokens: Arc<dyn TokenSource>,
-    timeout_hold: Duration,
-}
-
-impl fmt::Debug for SpotifyHarness {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SpotifyHarness")
-            .field("emulator", &self.emulator)
-            .field("user", &self.user)
-            .finish_non_exhaustive()
-    }
-}
+pub type SpotifyHarness = EmulatorHarness<SpotifyEmulator, SpotifyProvider>;
 
 impl SpotifyHarness {
     /// A fresh emulator and an adapter with [`test_http_config`].
@@ -76,88 +52,42 @@ impl SpotifyHarness {
     /// When the emulator cannot start or the adapter cannot be configured.
     pub async fn with_http(http: HttpConfig) -> io::Result<Self> {
         let emulator = SpotifyEmulator::start(EmulatorConfig::default())?;
-        let user = "conformance_user".to_owned();
-        emulator
-            .seed_user(&user, &LibrarySnapshot::empty(dnp_core::ProviderId::new("spotify").map_err(io::Error::other)?));
         let redirect = "http://127.0.0.1:8888/callback";
         emulator.register_redirect_uri(redirect).map_err(io::Error::other)?;
         let mut config =
             SpotifyConfig::new(emulator.client_id(), Some(SecretString::from(emulator.client_secret())), redirect)
                 .and_then(|c| c.with_base_urls(emulator.api_base_url(), emulator.accounts_base_url()))
                 .map_err(io::Error::other)?;
-        let timeout_hold = http.request_timeout + Duration::from_secs(1);
+        let request_timeout = http.request_timeout;
         config.http = http;
         let provider = Arc::new(SpotifyProvider::new(config.clone()).map_err(io::Error::other)?);
-        let auth: Arc<dyn ProviderAuth> = Arc::new(SpotifyAuth::new(config).map_err(io::Error::other)?);
-
-        let (access, refresh) = emulator.issue_tokens(&user, Duration::from_secs(3600));
-        let store = Arc::new(MemoryTokenStore::new());
-        let tokens = TokenSet {
-            access_token: SecretString::from(access),
-            refresh_token: Some(SecretString::from(refresh)),
-            expires_at: Some(chrono::Utc::now() + chrono::Duration::hours(1)),
-            scopes: super::SCOPES.iter().map(|s| (*s).to_owned()).collect(),
-        };
-        let connection = store
-            .save(UserId::new_random(), provider.id(), &tokens)
-            .await
-            .map_err(|e| io::Error::other(e.to_string()))?;
-        let tokens: Arc<dyn TokenSource> = Arc::new(StoredTokenSource::new(store, auth, connection.id));
-        Ok(Self { emulator, user, provider, tokens, timeout_hold })
-    }
-
-    /// The emulator.
-    pub fn emulator(&self) -> &SpotifyEmulator {
-        &self.emulator
+        let auth = Arc::new(SpotifyAuth::new(config).map_err(io::Error::other)?);
+        let issued = emulator.issue_tokens(CONFORMANCE_USER, ACCESS_TOKEN_TTL);
+        let tokens = issued_token_set(issued, &super::SCOPES, ACCESS_TOKEN_TTL)?;
+        Self::new(emulator, provider, auth, tokens, request_timeout).await
     }
 
     /// The adapter under test.
     pub fn spotify(&self) -> &SpotifyProvider {
-        &self.provider
-    }
-
-    /// The test user's id at the emulator.
-    pub fn user(&self) -> &str {
-        &self.user
+        self.adapter()
     }
 }
 
-#[async_trait]
-impl Harness for SpotifyHarness {
-    fn provider(&self) -> Arc<dyn Provider> {
-        self.provider.clone()
+/// Each method calls the emulator's own method of the same name.
+impl ConformanceEmulator for SpotifyEmulator {
+    fn seed_user(&self, user_id: &str, library: &LibrarySnapshot) {
+        Self::seed_user(self, user_id, library);
     }
 
-    fn token_source(&self) -> Arc<dyn TokenSource> {
-        self.tokens.clone()
+    fn library(&self, user_id: &str) -> LibrarySnapshot {
+        Self::library(self, user_id)
     }
 
-    async fn seed(&self, library: &LibrarySnapshot) -> Result<(), HarnessError> {
-        self.emulator.seed_user(&self.user, library);
-        Ok(())
+    fn faults(&self) -> &FaultInjector {
+        Self::faults(self)
     }
 
-    async fn state(&self) -> Result<LibrarySnapshot, HarnessError> {
-        Ok(self.emulator.library(&self.user))
-    }
-
-    async fn inject(&self, fault: HarnessFault) -> Result<(), HarnessError> {
-        let faults = self.emulator.faults();
-        let failed = |e: crate::emulator::FaultError| HarnessError::Failed(e.to_string());
-        match fault {
-            HarnessFault::RateLimit { calls, retry_after } => faults.rate_limit_next(calls, retry_after),
-            HarnessFault::ServerError { calls } => faults.server_error_next(calls, 503).map_err(failed)?,
-            HarnessFault::Timeout { calls } => faults.timeout_next(calls, self.timeout_hold),
-            HarnessFault::Outage => faults.server_error_ratio(1.0, 503).map_err(failed)?,
-            HarnessFault::ClearFaults => faults.clear(),
-            HarnessFault::ExpireAccessToken => faults.expire_access_tokens_now(),
-            HarnessFault::ChangePlaylist { playlist_id } => {
-                self.emulator
-                    .change_playlist(&self.user, &playlist_id)
-                    .map_err(|e| HarnessError::Failed(e.to_string()))?;
-            }
-            other => return Err(HarnessError::Unsupported(format!("fault {}", other.name()))),
-        }
-        Ok(())
+    fn change_playlist(&self, user_id: &str, playlist_id: &str) -> Result<String, EmulatorError> {
+        Self::change_playlist(self, user_id, playlist_id)
     }
 }
