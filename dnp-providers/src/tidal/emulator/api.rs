@@ -12,13 +12,14 @@ use axum::body::Bytes;
 use axum::extract::{OriginalUri, Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::MethodRouter;
 use chrono::{DateTime, Utc};
 use dnp_core::normalize::normalize_name;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::Shared;
-use super::store::{Entry, IdempotentAnswer, ItemRec, Kind, Store, insert_sorted, millis};
+use super::store::{Entry, IdempotentAnswer, ItemRec, Kind, PlaylistRec, Store, insert_sorted, millis};
 use crate::emulator::FaultKind;
 use crate::emulator::oauth::{AccessError, AccessInfo};
 use crate::tidal::client::{MAX_IDEMPOTENCY_KEY, MUTATION_BATCH, PAGE_SIZE, timestamp};
@@ -441,38 +442,25 @@ fn own_collection(info: &AccessInfo, id: &str) -> Result<(), ApiError> {
 /// The API routes, to be nested under `/v2`.
 pub(crate) fn routes() -> Router<App> {
     use axum::routing::get;
-    Router::new()
-        .route("/users/{id}", get(get_user))
-        .route(
-            "/userCollectionTracks/{id}/relationships/items",
-            get(|s, p, h, q| collection_get(s, p, h, q, Kind::Tracks))
-                .post(|s, p, h, u, b| collection_post(s, p, h, u, b, Kind::Tracks))
-                .delete(|s, p, h, u, b| collection_delete(s, p, h, u, b, Kind::Tracks)),
-        )
-        .route(
-            "/userCollectionAlbums/{id}/relationships/items",
-            get(|s, p, h, q| collection_get(s, p, h, q, Kind::Albums))
-                .post(|s, p, h, u, b| collection_post(s, p, h, u, b, Kind::Albums))
-                .delete(|s, p, h, u, b| collection_delete(s, p, h, u, b, Kind::Albums)),
-        )
-        .route(
-            "/userCollectionArtists/{id}/relationships/items",
-            get(|s, p, h, q| collection_get(s, p, h, q, Kind::Artists))
-                .post(|s, p, h, u, b| collection_post(s, p, h, u, b, Kind::Artists))
-                .delete(|s, p, h, u, b| collection_delete(s, p, h, u, b, Kind::Artists)),
-        )
-        .route(
-            "/userCollectionPlaylists/{id}/relationships/items",
-            get(|s, p, h, q| collection_get(s, p, h, q, Kind::Playlists))
-                .post(|s, p, h, u, b| collection_post(s, p, h, u, b, Kind::Playlists))
-                .delete(|s, p, h, u, b| collection_delete(s, p, h, u, b, Kind::Playlists)),
-        )
+    let mut router = Router::new().route("/users/{id}", get(get_user));
+    for kind in [Kind::Tracks, Kind::Albums, Kind::Artists, Kind::Playlists] {
+        router = router
+            .route(&format!("/{}/{{id}}/relationships/items", collection_resource(kind)), collection_routes(kind));
+    }
+    router
         .route(
             "/playlists/{id}/relationships/items",
             get(playlist_items_get).post(playlist_items_post).delete(playlist_items_delete),
         )
         .route("/tracks", get(get_tracks))
         .route("/searchResults", get(search))
+}
+
+/// `GET`, `POST` and `DELETE` on the items of the user's `kind` collection.
+fn collection_routes(kind: Kind) -> MethodRouter<App> {
+    axum::routing::get(move |s, p, h, q| collection_get(s, p, h, q, kind))
+        .post(move |s, p, h, u, b| collection_post(s, p, h, u, b, kind))
+        .delete(move |s, p, h, u, b| collection_delete(s, p, h, u, b, kind))
 }
 
 async fn get_user(State(app): State<App>, Path(id): Path<String>, headers: HeaderMap) -> ApiResult {
@@ -749,10 +737,7 @@ async fn collection_post(
                 added.push(json!({ "id": item.id, "type": item.kind, "meta": { "addedAt": timestamp(added_at) } }));
             }
         }
-        Ok((
-            StatusCode::OK,
-            json!({ "data": added, "links": { "self": path.trim_start_matches("/v2") }, "meta": { "skipped": skipped } }),
-        ))
+        Ok(added_document(&path, added, skipped))
     })
 }
 
@@ -829,6 +814,26 @@ async fn playlist_items_get(
     Ok(document(StatusCode::OK, &doc))
 }
 
+/// Playlist `id`, which `user_id` may edit: `404` when there is none, `403` when it is
+/// someone else's and not collaborative.
+fn editable_playlist<'a>(store: &'a Store, id: &str, user_id: &str) -> Result<&'a PlaylistRec, ApiError> {
+    let playlist = store.playlists.get(id).ok_or_else(ApiError::not_found)?;
+    if playlist.can_edit(user_id) {
+        Ok(playlist)
+    } else {
+        Err(ApiError::forbidden("The user may not edit this playlist"))
+    }
+}
+
+/// The answer to a `POST` adding to a collection or a playlist at `path`: the members
+/// `added`, and those `skipped` with the reason.
+fn added_document(path: &str, added: Vec<Value>, skipped: Vec<Value>) -> (StatusCode, Value) {
+    (
+        StatusCode::OK,
+        json!({ "data": added, "links": { "self": path.trim_start_matches("/v2") }, "meta": { "skipped": skipped } }),
+    )
+}
+
 async fn playlist_items_post(
     State(app): State<App>,
     Path(id): Path<String>,
@@ -841,10 +846,7 @@ async fn playlist_items_post(
     let payload = payload(&headers, &body, &["tracks", "videos"])?;
     let path = uri.path().to_owned();
     idempotent(&app, &info, &headers, &Method::POST, &path, &body, |store| {
-        let playlist = store.playlists.get(&id).ok_or_else(ApiError::not_found)?;
-        if !playlist.can_edit(&info.user_id) {
-            return Err(ApiError::forbidden("The user may not edit this playlist"));
-        }
+        let playlist = editable_playlist(store, &id, &info.user_id)?;
         let at = match payload.meta.as_ref().and_then(|m| m.position_before.as_deref()) {
             None => playlist.items.len(),
             Some(before) => playlist
@@ -874,10 +876,7 @@ async fn playlist_items_post(
             playlist.items.splice(at..at, new_items);
             playlist.last_modified_at = now;
         }
-        Ok((
-            StatusCode::OK,
-            json!({ "data": added, "links": { "self": path.trim_start_matches("/v2") }, "meta": { "skipped": skipped } }),
-        ))
+        Ok(added_document(&path, added, skipped))
     })
 }
 
@@ -893,10 +892,7 @@ async fn playlist_items_delete(
     let payload = payload(&headers, &body, &["tracks", "videos"])?;
     let path = uri.path().to_owned();
     idempotent(&app, &info, &headers, &Method::DELETE, &path, &body, |store| {
-        let playlist = store.playlists.get(&id).ok_or_else(ApiError::not_found)?;
-        if !playlist.can_edit(&info.user_id) {
-            return Err(ApiError::forbidden("The user may not edit this playlist"));
-        }
+        let playlist = editable_playlist(store, &id, &info.user_id)?;
         let mut remove = HashSet::new();
         for item in &payload.data {
             let Some(item_id) = item.meta.as_ref().and_then(|m| m.item_id.as_deref()) else {
