@@ -1,10 +1,8 @@
 //! Identity: password hashing (argon2), access tokens (JWT, HS256), refresh sessions
-//! (opaque, stored hashed, rotated on use with reuse detection), TOTP, login rate limits,
-//! and the [`AuthUser`] extractor (bearer token, or cookie plus CSRF header).
+//! (opaque, stored hashed, rotated on use with reuse detection), TOTP, and the [`AuthUser`]
+//! extractor (bearer token, or cookie plus CSRF header). Login rate limits: [`crate::login_limit`].
 
-use std::num::NonZeroU32;
 use std::str::FromStr;
-use std::time::Duration;
 
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
@@ -14,8 +12,6 @@ use axum::http::Method;
 use axum::http::request::Parts;
 use chrono::Utc;
 use dnp_core::UserId;
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -73,40 +69,6 @@ pub(crate) struct Claims {
     pub(crate) typ: String,
     pub(crate) iat: i64,
     pub(crate) exp: i64,
-}
-
-/// Per-account and per-address limits on login attempts.
-pub(crate) struct LoginLimiter {
-    per_account: DefaultKeyedRateLimiter<String>,
-    per_address: DefaultKeyedRateLimiter<String>,
-}
-
-impl LoginLimiter {
-    pub(crate) fn new(per_minute: u32) -> Self {
-        let account = Quota::per_minute(NonZeroU32::new(per_minute.max(1)).unwrap_or(NonZeroU32::MIN));
-        // An address may try several accounts (a household behind one NAT): 3x the account quota.
-        let address =
-            Quota::per_minute(NonZeroU32::new(per_minute.max(1).saturating_mul(3)).unwrap_or(NonZeroU32::MIN));
-        Self { per_account: RateLimiter::dashmap(account), per_address: RateLimiter::dashmap(address) }
-    }
-
-    /// Counts an attempt; `Err` with the wait when either limit is spent.
-    pub(crate) fn check(&self, account: &str, address: &str) -> Result<(), ApiError> {
-        let clock = DefaultClock::default();
-        for (limiter, key) in [(&self.per_address, address), (&self.per_account, account)] {
-            if let Err(not_until) = limiter.check_key(&key.to_owned()) {
-                let wait = not_until.wait_time_from(clock.now());
-                return Err(ApiError::TooManyRequests { retry_after: wait.max(Duration::from_secs(1)) });
-            }
-        }
-        Ok(())
-    }
-
-    /// Drops state of keys that are back to full quota (called periodically).
-    pub(crate) fn prune(&self) {
-        self.per_account.retain_recent();
-        self.per_address.retain_recent();
-    }
 }
 
 /// Hashes a password with argon2id (on a blocking thread: it takes tens of milliseconds).

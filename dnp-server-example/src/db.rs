@@ -45,6 +45,7 @@ macro_rules! with_pool {
 pub const MIGRATIONS_TABLE: &str = "_dnp_server_migrations";
 
 const SCHEMA_V1: &str = include_str!("../migrations/3001_initial.sql");
+const SCHEMA_V2: &str = include_str!("../migrations/3002_login_attempts.sql");
 const SCHEMA_V3: &str = include_str!("../migrations/3003_oauth_state_binding.sql");
 
 impl Database {
@@ -93,6 +94,13 @@ impl Database {
                 "server initial schema".into(),
                 MigrationType::Simple,
                 AssertSqlSafe(SCHEMA_V1).into_sql_str(),
+                false,
+            ),
+            Migration::new(
+                3002,
+                "shared login rate limits".into(),
+                MigrationType::Simple,
+                AssertSqlSafe(SCHEMA_V2).into_sql_str(),
                 false,
             ),
             Migration::new(

@@ -32,6 +32,7 @@ pub mod idp;
 pub mod idp_emulator;
 pub mod jobs;
 pub(crate) mod live_sessions;
+pub mod login_limit;
 pub mod mail;
 pub mod run;
 pub mod state;

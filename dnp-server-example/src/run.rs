@@ -39,8 +39,8 @@ pub async fn connect_and_migrate(config: &Config) -> Result<Database, StartError
 }
 
 /// Builds the backends the configuration names: the key service, the encrypted token
-/// store over the database, and the job queue (SQL, or Redis when `REDIS_URL` is set); and
-/// applies the token store's and the SQL queue's migrations.
+/// store over the database, the job queue and the login rate limits (SQL, or Redis when
+/// `REDIS_URL` is set); and applies the token store's and the SQL queue's migrations.
 ///
 /// # Errors
 /// When one cannot be started.
@@ -65,6 +65,19 @@ pub async fn backends(config: &Config, db: Database) -> Result<Backends, StartEr
         )),
         _ => None,
     };
+    let login_limits = match &config.redis_url {
+        Some(url) => crate::login_limit::LoginLimits::connect_redis(
+            url.expose_secret(),
+            crate::login_limit::DEFAULT_REDIS_PREFIX,
+            config.login_rate_per_minute,
+            crate::login_limit::WINDOW,
+        )
+        .await
+        .map_err(|e| StartError::Backend(format!("redis (login limits): {e}")))?,
+        None => {
+            crate::login_limit::LoginLimits::sql(db.clone(), config.login_rate_per_minute, crate::login_limit::WINDOW)
+        }
+    };
     Ok(Backends {
         db,
         tokens: Arc::new(store),
@@ -72,6 +85,7 @@ pub async fn backends(config: &Config, db: Database) -> Result<Backends, StartEr
         kms: Some(kms),
         redis_check,
         queue_maintenance: Some(queue),
+        login_limits: Arc::new(login_limits),
     })
 }
 

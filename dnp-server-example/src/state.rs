@@ -7,11 +7,12 @@ use std::time::Instant;
 
 use dnp_core::{JobQueue, KmsProvider, Provider, ProviderAuth, ProviderId, TokenStore, UserId};
 
-use crate::auth::{JwtKeys, LoginLimiter};
+use crate::auth::JwtKeys;
 use crate::config::Config;
 use crate::crypto::Sealer;
 use crate::db::Database;
 use crate::error::ApiError;
+use crate::login_limit::LoginLimits;
 
 /// One registered music service: its adapter, its OAuth client and a display name.
 #[derive(Clone)]
@@ -98,6 +99,8 @@ pub struct Backends {
     pub redis_check: Option<Arc<dyn HealthCheck>>,
     /// The concrete queue, for periodic cleanup of finished jobs (none for test doubles).
     pub queue_maintenance: Option<dnp_queue::Queue>,
+    /// Login rate limits, shared by every server (Redis when `REDIS_URL` is set, else the database).
+    pub login_limits: Arc<LoginLimits>,
 }
 
 impl fmt::Debug for Backends {
@@ -107,6 +110,7 @@ impl fmt::Debug for Backends {
             .field("tokens", &self.tokens)
             .field("queue", &self.queue)
             .field("kms", &self.kms.as_ref().map(|k| k.name().to_owned()))
+            .field("login_limits", &self.login_limits.backend())
             .finish()
     }
 }
@@ -134,7 +138,7 @@ pub(crate) struct Inner {
     pub(crate) providers: Providers,
     pub(crate) jwt: JwtKeys,
     pub(crate) sealer: Sealer,
-    pub(crate) limiter: LoginLimiter,
+    pub(crate) limiter: Arc<LoginLimits>,
     pub(crate) live_sessions: crate::live_sessions::LiveSessions,
     pub(crate) summary_cache: Mutex<HashMap<UserId, (Instant, serde_json::Value)>>,
     pub(crate) mailer: Option<crate::mail::Mailer>,
@@ -155,7 +159,7 @@ impl AppState {
     pub fn new(config: Config, backends: Backends, providers: Providers) -> Self {
         let jwt = JwtKeys::new(&config.session_secret, config.session_secret_previous.as_ref());
         let sealer = Sealer::new(&config.session_secret, config.session_secret_previous.as_ref());
-        let limiter = LoginLimiter::new(config.login_rate_per_minute);
+        let limiter = backends.login_limits.clone();
         let mailer = crate::mail::Mailer::from_config(&config);
         let live_sessions = crate::live_sessions::LiveSessions::new(config.session_check_cache);
         Self(Arc::new(Inner {

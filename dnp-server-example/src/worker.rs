@@ -98,7 +98,11 @@ async fn scheduler_loop(state: AppState, mut shutdown: watch::Receiver<bool>) {
         if let Err(e) = jobs::enqueue_periodic(&state).await {
             tracing::warn!(error = %e, "enqueuing periodic jobs failed");
         }
-        state.0.limiter.prune();
+        match state.0.limiter.prune().await {
+            Ok(n) if n > 0 => tracing::debug!(removed = n, "ended login limit windows pruned"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "pruning login limits failed"),
+        }
         cleanup_tick += 1;
         if cleanup_tick % 60 == 1
             && let Some(q) = &state.backends().queue_maintenance

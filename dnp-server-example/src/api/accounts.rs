@@ -241,7 +241,7 @@ async fn login(
     ApiJson(body): ApiJson<Credentials>,
 ) -> ApiResult<Response> {
     let email = body.email.trim().to_lowercase();
-    state.0.limiter.check(&email, &addr)?;
+    state.0.limiter.check(&email, &addr).await?;
     let user = user_by_email(&state, &email).await?;
     let ok = verify_password(body.password, user.as_ref().and_then(|u| u.password_hash.clone())).await?;
     let (true, Some(user)) = (ok, user) else {
@@ -410,7 +410,7 @@ async fn mfa_verify(
         let user_id = UserId::from_str(&claims.sub).map_err(|_| invalid())?;
         let user = user_by_id(&state, user_id).await?;
         // Code guesses count against the same limits as passwords.
-        state.0.limiter.check(&user.email, &addr)?;
+        state.0.limiter.check(&user.email, &addr).await?;
         check_totp(&state, &user, &body.code)?;
         let issued = auth::start_session(&state, user_id).await?;
         return Ok(token_response(&state, user.view()?, issued));
