@@ -47,6 +47,7 @@ pub const MIGRATIONS_TABLE: &str = "_dnp_server_migrations";
 const SCHEMA_V1: &str = include_str!("../migrations/3001_initial.sql");
 const SCHEMA_V2: &str = include_str!("../migrations/3002_login_attempts.sql");
 const SCHEMA_V3: &str = include_str!("../migrations/3003_oauth_state_binding.sql");
+const SCHEMA_V4: &str = include_str!("../migrations/3004_user_display_name.sql");
 
 impl Database {
     /// Connects to `url` (`sqlite:…` or `postgres://…`). A SQLite file and its directory
@@ -108,6 +109,13 @@ impl Database {
                 "sign-in states bound to the browser".into(),
                 MigrationType::Simple,
                 AssertSqlSafe(SCHEMA_V3).into_sql_str(),
+                false,
+            ),
+            Migration::new(
+                3004,
+                "display names from identity providers".into(),
+                MigrationType::Simple,
+                AssertSqlSafe(SCHEMA_V4).into_sql_str(),
                 false,
             ),
         ];

@@ -320,6 +320,43 @@ pub(crate) struct ExternalIdentity {
     pub(crate) email_verified: bool,
     /// Whether it is an Apple private relay address.
     pub(crate) private_relay: bool,
+    /// The person's name as the provider gave it, cleaned by [`display_name`]: Google's
+    /// `name` claim, GitHub's profile name, Apple's `user` form field (first authorization only).
+    pub(crate) name: Option<String>,
+}
+
+/// The longest display name kept, in characters.
+pub const DISPLAY_NAME_MAX_CHARS: usize = 100;
+
+/// A name fit to keep and show: control characters dropped, runs of whitespace made one
+/// space, trimmed, at most [`DISPLAY_NAME_MAX_CHARS`] characters; `None` when nothing is left.
+pub fn display_name(raw: &str) -> Option<String> {
+    let words: Vec<String> = raw
+        .split_whitespace()
+        .map(|w| {
+            w.chars()
+                .filter(|c| {
+                    !c.is_control()
+                        && !matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+                })
+                .collect::<String>()
+        })
+        .filter(|w| !w.is_empty())
+        .collect();
+    let name: String = words.join(" ").chars().take(DISPLAY_NAME_MAX_CHARS).collect();
+    let name = name.trim_end().to_owned();
+    (!name.is_empty()).then_some(name)
+}
+
+/// The name in Sign in with Apple's `user` form field, JSON
+/// `{"name": {"firstName": "…", "lastName": "…"}, "email": "…"}`, which Apple posts only on
+/// the first authorization. It is not signed: it is used only as a display name, never for
+/// the email address (which comes from the signed ID token).
+pub fn apple_user_name(user_field: &str) -> Option<String> {
+    let v: Value = serde_json::from_str(user_field).ok()?;
+    let name = v.get("name")?;
+    let part = |k: &str| name.get(k).and_then(Value::as_str).unwrap_or_default().trim().to_owned();
+    display_name(&format!("{} {}", part("firstName"), part("lastName")))
 }
 
 fn client() -> Result<&'static reqwest::Client, ApiError> {
@@ -579,6 +616,8 @@ pub(crate) fn apple_client_secret(a: &AppleSettings) -> Result<String, ApiError>
 pub(crate) struct CallbackExtras<'a> {
     pub(crate) verifier: Option<&'a str>,
     pub(crate) nonce: Option<&'a str>,
+    /// Apple's `user` form field, if it came.
+    pub(crate) apple_user: Option<&'a str>,
 }
 
 /// Exchanges the code and finds out who signed in.
@@ -616,6 +655,7 @@ pub(crate) async fn complete(
                 email: claims.get("email").and_then(Value::as_str).map(str::to_owned),
                 email_verified: truthy(claims.get("email_verified")),
                 private_relay: false,
+                name: claims.get("name").and_then(Value::as_str).and_then(display_name),
             })
         }
         Idp::Apple => {
@@ -642,6 +682,7 @@ pub(crate) async fn complete(
                 email,
                 email_verified: truthy(claims.get("email_verified")),
                 private_relay,
+                name: extras.apple_user.and_then(apple_user_name),
             })
         }
         Idp::GitHub => {
@@ -690,7 +731,8 @@ pub(crate) async fn complete(
                     (profile, verified)
                 }
             };
-            Ok(ExternalIdentity { subject, email, email_verified, private_relay: false })
+            let name = user.get("name").and_then(Value::as_str).and_then(display_name);
+            Ok(ExternalIdentity { subject, email, email_verified, private_relay: false, name })
         }
     }
 }
@@ -700,6 +742,28 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
+
+    #[test]
+    fn display_names_are_cleaned_and_bounded() {
+        assert_eq!(display_name("  Ada   Lovelace \n").as_deref(), Some("Ada Lovelace"));
+        assert_eq!(display_name("Ada\u{0}\u{7}Lovelace\u{202e}").as_deref(), Some("AdaLovelace"));
+        assert_eq!(display_name(" \t\u{200b} "), None);
+        assert_eq!(display_name(&"é".repeat(300)).map(|n| n.chars().count()), Some(DISPLAY_NAME_MAX_CHARS));
+        assert_eq!(display_name("José Ñúñez").as_deref(), Some("José Ñúñez"));
+    }
+
+    #[test]
+    fn apples_user_field_gives_the_name() {
+        // The shape Apple documents (UserI: name { firstName, lastName }, email).
+        let first = r#"{"name":{"firstName":"Ada","lastName":"Lovelace"},"email":"x7k2q9@privaterelay.appleid.com"}"#;
+        assert_eq!(apple_user_name(first).as_deref(), Some("Ada Lovelace"));
+        assert_eq!(apple_user_name(r#"{"name":{"firstName":"Ada"}}"#).as_deref(), Some("Ada"));
+        assert_eq!(apple_user_name(r#"{"name":{"lastName":" Byron "}}"#).as_deref(), Some("Byron"));
+        assert_eq!(apple_user_name(r#"{"email":"a@b.c"}"#), None);
+        assert_eq!(apple_user_name(r#"{"name":{"firstName":"","lastName":""}}"#), None);
+        assert_eq!(apple_user_name(r#"{"name":"Ada"}"#), None);
+        assert_eq!(apple_user_name("not json"), None);
+    }
 
     #[test]
     fn jwks_lifetime_follows_cache_control_within_bounds() {

@@ -380,9 +380,13 @@ async fn authorize_apple(State(s): State<Arc<Shared>>, Query(q): Params) -> Resp
     if let Some(user) = user
         && lock(&s.apple_seen).insert(user.subject.clone())
     {
-        let name = user.name.clone().unwrap_or_default();
-        let (first, last) = name.split_once(' ').unwrap_or((&name, ""));
-        fields.push(("user", json!({"name": {"firstName": first, "lastName": last}, "email": user.email}).to_string()));
+        // Its shape: {"name": {"firstName", "lastName"}, "email"}; no name when none was shared.
+        let mut sent = json!({ "email": user.email });
+        if let Some(name) = &user.name {
+            let (first, last) = name.split_once(' ').unwrap_or((name, ""));
+            sent["name"] = json!({"firstName": first, "lastName": last});
+        }
+        fields.push(("user", sent.to_string()));
     }
     let inputs: String = fields
         .iter()

@@ -581,3 +581,63 @@ async fn the_binding_cookie_is_scoped_hashed_and_spent() {
     emu.shutdown();
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn apple_names_the_account_on_its_first_authorization_only() {
+    let (app, emu) = setup(IdpUser::verified("001.apple.1", "ada@example.org")).await;
+    let first = sign_in(&app, "apple").await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text);
+    assert_eq!(first.body["user"]["display_name"], "Ada Lovelace");
+    let token = first.body["access_token"].as_str().unwrap();
+    assert_eq!(app.get("/api/v1/me", token).await.body["display_name"], "Ada Lovelace");
+    // Later authorizations carry no name; the account keeps it.
+    let back = approve(&authorize_url(&app, "apple").await).await;
+    assert!(!back.form.as_deref().unwrap().contains("user="));
+    let again = callback(&app, &back, false).await;
+    assert_eq!(again.body["user"]["display_name"], "Ada Lovelace", "{}", again.text);
+    // Another provider with another name links to the same account without renaming it.
+    let mut google = IdpUser::verified("g-12", "ada@example.org");
+    google.name = Some("Augusta King".into());
+    emu.sign_in_google_as(google);
+    let linked = sign_in(&app, "google").await;
+    assert_eq!(linked.body["user"]["id"], first.body["user"]["id"]);
+    assert_eq!(linked.body["user"]["display_name"], "Ada Lovelace");
+
+    // A password account has no name until an identity provider gives one.
+    let (token, _) = app.register("bob@example.org").await;
+    assert_eq!(app.get("/api/v1/me", &token).await.body["display_name"], serde_json::Value::Null);
+    emu.sign_in_apple_as(IdpUser::verified("001.apple.2", "bob@example.org"));
+    let back = approve(&authorize_url(&app, "apple").await).await;
+    // The `user` field is not signed: whatever comes is cleaned and bounded.
+    let hostile = json!({"name": {"firstName": "Bob\u{0}\u{202e}", "lastName": format!("<b>{}", "y".repeat(500))}});
+    let form: String = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(
+            url::form_urlencoded::parse(back.form.as_deref().unwrap().as_bytes())
+                .into_owned()
+                .map(|(k, v)| if k == "user" { (k, hostile.to_string()) } else { (k, v) }),
+        )
+        .finish();
+    let r = callback(&app, &Back { form: Some(form), ..back }, false).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let name = r.body["user"]["display_name"].as_str().unwrap();
+    assert!(name.starts_with("Bob <b>yyy"), "{name}");
+    assert_eq!(name.chars().count(), 100);
+    assert_eq!(app.get("/api/v1/me", &token).await.body["display_name"], name);
+    emu.shutdown();
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn google_and_github_names_name_new_accounts() {
+    let (app, emu) = setup(IdpUser::verified("g-13", "grace@example.org")).await;
+    let r = sign_in(&app, "google").await;
+    assert_eq!(r.body["user"]["display_name"], "Ada Lovelace", "{}", r.text);
+    let mut gh = IdpUser::verified("5150", "hopper@example.org");
+    gh.name = None;
+    emu.sign_in_github_as(gh);
+    let r = sign_in(&app, "github").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["user"]["display_name"], serde_json::Value::Null);
+    emu.shutdown();
+    app.cleanup().await;
+}

@@ -45,6 +45,8 @@ pub struct UserView {
     pub id: UserId,
     /// The email address.
     pub email: String,
+    /// The name an identity provider gave (Google, Apple, GitHub), if any.
+    pub display_name: Option<String>,
     /// Whether the email was verified (by an identity provider).
     pub email_verified: bool,
     /// Whether TOTP is required at login.
@@ -59,6 +61,7 @@ pub struct UserView {
 pub(crate) struct UserRow {
     pub(crate) id: String,
     pub(crate) email: String,
+    pub(crate) display_name: Option<String>,
     pub(crate) password_hash: Option<String>,
     pub(crate) email_verified: bool,
     pub(crate) totp_secret_sealed: Option<String>,
@@ -72,6 +75,7 @@ impl UserRow {
         Ok(UserView {
             id: UserId::from_str(&self.id).map_err(ApiError::internal)?,
             email: self.email.clone(),
+            display_name: self.display_name.clone(),
             email_verified: self.email_verified,
             mfa_enabled: self.totp_enabled,
             created_at: from_ms(self.created_at),
@@ -80,8 +84,8 @@ impl UserRow {
     }
 }
 
-const USER_COLUMNS: &str =
-    "id, email, password_hash, email_verified, totp_secret_sealed, totp_enabled, reenforce_hours, created_at";
+const USER_COLUMNS: &str = "id, email, display_name, password_hash, email_verified, totp_secret_sealed, totp_enabled, \
+                            reenforce_hours, created_at";
 
 pub(crate) async fn user_by_id(state: &AppState, id: UserId) -> Result<UserRow, ApiError> {
     let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
@@ -131,6 +135,7 @@ pub(crate) async fn create_user(
     Ok(UserRow {
         id: id.to_string(),
         email: email.to_owned(),
+        display_name: None,
         password_hash,
         email_verified,
         totp_secret_sealed: None,

@@ -185,8 +185,9 @@ pub struct SignInCallback {
     pub state: Option<String>,
     /// The provider's error (`access_denied`…).
     pub error: Option<String>,
-    /// Apple: the user's name and email as JSON, sent only the first time (not used: the
-    /// email comes from the signed ID token, and accounts have no name).
+    /// Apple: the user's name and email as JSON, sent only the first time. The name becomes
+    /// the account's `display_name` when the identity is first linked; the email is not used
+    /// (it comes from the signed ID token).
     pub user: Option<String>,
 }
 
@@ -330,6 +331,7 @@ async fn finish(state: &AppState, id: &str, q: SignInCallback, binding: Option<&
     let extras = CallbackExtras {
         verifier: verifier.as_ref().map(secrecy::ExposeSecret::expose_secret),
         nonce: row.nonce.as_deref(),
+        apple_user: q.user.as_deref(),
     };
     let identity = idp::complete(&state.config().identity_providers, idp, &redirect, &code, extras).await?;
     let user = resolve_account(state, idp, &identity).await?;
@@ -346,7 +348,8 @@ async fn finish(state: &AppState, id: &str, q: SignInCallback, binding: Option<&
 }
 
 /// The account of `identity`: its linked one, else the one with its verified email (linked
-/// now), else a new one. An unverified email never links or creates.
+/// now), else a new one. An unverified email never links or creates. When the identity is
+/// linked, the name the provider gave becomes the account's display name unless it has one.
 async fn resolve_account(state: &AppState, idp: Idp, identity: &ExternalIdentity) -> Result<UserRow, ApiError> {
     if identity.subject.is_empty() {
         return Err(ApiError::unauthorized("invalid_id_token", "the identity provider named no user"));
@@ -404,6 +407,17 @@ async fn resolve_account(state: &AppState, idp: Idp, identity: &ExternalIdentity
     match inserted {
         Ok(_) => {
             tracing::info!(user_id = %user.id, idp = idp.as_str(), "identity linked");
+            if let Some(name) = &identity.name {
+                with_pool!(state.db(), pool => {
+                    sqlx::query("UPDATE users SET display_name = $1, updated_at = $2 WHERE id = $3 AND display_name IS NULL")
+                        .bind(name)
+                        .bind(now_ms())
+                        .bind(&user.id)
+                        .execute(pool)
+                        .await?
+                        .rows_affected()
+                });
+            }
             user_by_id(state, UserId::from_str(&user.id).map_err(ApiError::internal)?).await
         }
         Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {

@@ -57,7 +57,7 @@ function mfaSection(me) {
 export async function render(main, ctx) {
   const [me, settings] = await Promise.all([api('/me'), api('/settings')]);
   main.append(h('h1', {}, 'Settings'),
-    h('p', { class: 'muted' }, `Signed in as ${me.email}.`),
+    h('p', { class: 'muted' }, `Signed in as ${me.display_name ? `${me.display_name} (${me.email})` : me.email}.`),
     mfaSection(me));
 
   // Scheduled clean-ups.
