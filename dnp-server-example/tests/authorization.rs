@@ -8,13 +8,14 @@ use axum::http::StatusCode;
 use common::spotify::{World, top_artist};
 use serde_json::{Value, json};
 
-const PUBLIC: [&str; 6] = [
+const PUBLIC: [&str; 7] = [
     "/auth/register",
     "/auth/login",
     "/auth/refresh",
     "/auth/mfa/verify",
     "/auth/oauth/{idp}/authorize",
     "/auth/oauth/{idp}/callback",
+    "/auth/oauth/mfa/verify",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

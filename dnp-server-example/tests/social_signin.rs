@@ -321,15 +321,7 @@ async fn apple_form_post_with_a_private_relay_address() {
 async fn an_account_with_totp_gets_the_mfa_challenge() {
     let (app, emu) = setup(IdpUser::verified("g-7", "t@example.org")).await;
     let (token, id) = app.register("t@example.org").await;
-    let setup = app.call("POST", "/api/v1/auth/mfa/setup", Some(&token), None).await;
-    let secret = setup.body["secret"].as_str().unwrap().to_owned();
-    let totp = totp_rs::Builder::new()
-        .with_secret(totp_rs::Secret::try_from_base32(&secret).unwrap())
-        .with_account_name("t@example.org")
-        .build()
-        .unwrap();
-    let ok = app.post("/api/v1/auth/mfa/verify", &token, json!({"code": totp.generate_current().to_string()})).await;
-    assert_eq!(ok.status, StatusCode::NO_CONTENT, "{}", ok.text);
+    let totp = enable_totp(&app, &token, "t@example.org").await;
     let r = sign_in(&app, "google").await;
     assert_eq!(r.body["mfa_required"], true, "{}", r.text);
     assert!(r.body.get("access_token").is_none());
@@ -638,6 +630,76 @@ async fn google_and_github_names_name_new_accounts() {
     let r = sign_in(&app, "github").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.body["user"]["display_name"], serde_json::Value::Null);
+    emu.shutdown();
+    app.cleanup().await;
+}
+
+/// Turns on TOTP for the account of `token` and returns the generator.
+async fn enable_totp(app: &TestApp, token: &str, email: &str) -> totp_rs::Totp {
+    let setup = app.call("POST", "/api/v1/auth/mfa/setup", Some(token), None).await;
+    let secret = setup.body["secret"].as_str().unwrap().to_owned();
+    let totp = totp_rs::Builder::new()
+        .with_secret(totp_rs::Secret::try_from_base32(&secret).unwrap())
+        .with_account_name(email)
+        .build()
+        .unwrap();
+    let ok = app.post("/api/v1/auth/mfa/verify", token, json!({"code": totp.generate_current().to_string()})).await;
+    assert_eq!(ok.status, StatusCode::NO_CONTENT, "{}", ok.text);
+    totp
+}
+
+async fn oauth_mfa_verify(app: &TestApp, cookie: Option<&str>, code: &str) -> Response {
+    let mut req = Request::post("/api/v1/auth/oauth/mfa/verify").header(header::CONTENT_TYPE, "application/json");
+    if let Some(c) = cookie {
+        req = req.header(header::COOKIE, c);
+    }
+    app.raw(req.body(Body::from(json!({ "code": code }).to_string())).unwrap()).await
+}
+
+fn set_cookies(r: &Response) -> Vec<String> {
+    r.headers.get_all(header::SET_COOKIE).iter().map(|v| v.to_str().unwrap().to_owned()).collect()
+}
+
+#[tokio::test]
+async fn a_browser_with_totp_enters_only_the_code_after_an_identity_provider() {
+    let (app, emu) = setup(IdpUser::verified("g-14", "two@example.org")).await;
+    let (password_token, id) = app.register("two@example.org").await;
+    let totp = enable_totp(&app, &password_token, "two@example.org").await;
+    emu.sign_in_apple_as(IdpUser::verified("001.apple.3", "two@example.org"));
+    for idp in ["google", "apple"] {
+        let back = approve(&authorize_url(&app, idp).await).await;
+        let r = callback(&app, &back, true).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{idp}: {}", r.text);
+        assert_eq!(r.headers[header::LOCATION], "/signin?step=mfa", "{idp}: the step token is not in the URL");
+        let cookies = set_cookies(&r);
+        assert!(cookies.iter().all(|c| !c.starts_with("dnp_access") && !c.starts_with("dnp_refresh")), "{cookies:?}");
+        let step = cookies.iter().find(|c| c.starts_with("dnp_oauth_mfa=")).expect("the step cookie").clone();
+        for want in ["Path=/api/v1/auth/oauth/mfa", "Max-Age=300", "HttpOnly", "SameSite=Lax"] {
+            assert!(step.contains(want), "{want} in {step}");
+        }
+        let pair = step.split(';').next().unwrap().to_owned();
+
+        // Without the cookie, or with a token that is not a step token: refused.
+        let none = oauth_mfa_verify(&app, None, &totp.generate_current().to_string()).await;
+        assert_eq!((none.status, error_code(&none)), (StatusCode::UNAUTHORIZED, "invalid_mfa_token"));
+        let access = format!("dnp_oauth_mfa={password_token}");
+        let wrong_kind = oauth_mfa_verify(&app, Some(&access), &totp.generate_current().to_string()).await;
+        assert_eq!(error_code(&wrong_kind), "invalid_mfa_token", "{}", wrong_kind.text);
+        // A wrong code: refused, and the step stays for another try.
+        let current: u32 = totp.generate_current().to_string().parse().unwrap();
+        let wrong = oauth_mfa_verify(&app, Some(&pair), &format!("{:06}", (current + 500_000) % 1_000_000)).await;
+        assert_eq!((wrong.status, error_code(&wrong)), (StatusCode::UNAUTHORIZED, "invalid_totp"), "{}", wrong.text);
+        assert!(set_cookies(&wrong).is_empty());
+        // The right code signs in, with the session cookies, and spends the step cookie.
+        let done = oauth_mfa_verify(&app, Some(&pair), &totp.generate_current().to_string()).await;
+        assert_eq!(done.status, StatusCode::OK, "{idp}: {}", done.text);
+        assert_eq!(done.body["user"]["id"], id.as_str());
+        let cookies = set_cookies(&done);
+        assert!(cookies.iter().any(|c| c.starts_with("dnp_access=") && c.contains("HttpOnly")), "{cookies:?}");
+        assert!(cookies.iter().any(|c| c.starts_with("dnp_oauth_mfa=;") && c.contains("Max-Age=0")), "{cookies:?}");
+        let me = app.get("/api/v1/me", done.body["access_token"].as_str().unwrap()).await;
+        assert_eq!(me.body["id"], id.as_str());
+    }
     emu.shutdown();
     app.cleanup().await;
 }

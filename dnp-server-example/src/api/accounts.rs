@@ -397,6 +397,24 @@ impl std::fmt::Debug for MfaVerify {
     }
 }
 
+/// Completes a login held at its second factor: checks the `mfa` step token (from
+/// `/auth/login`, or a sign-in with an identity provider) and the TOTP code, then starts the
+/// session.
+pub(crate) async fn complete_mfa_login(state: &AppState, addr: &str, token: &str, code: &str) -> ApiResult<Response> {
+    let invalid = || ApiError::unauthorized("invalid_mfa_token", "the login step expired; sign in again");
+    let claims: Claims = state.0.jwt.verify(token).ok_or_else(invalid)?;
+    if claims.typ != "mfa" {
+        return Err(invalid());
+    }
+    let user_id = UserId::from_str(&claims.sub).map_err(|_| invalid())?;
+    let user = user_by_id(state, user_id).await?;
+    // Code guesses count against the same limits as passwords.
+    state.0.limiter.check(&user.email, addr).await?;
+    check_totp(state, &user, code)?;
+    let issued = auth::start_session(state, user_id).await?;
+    Ok(token_response(state, user.view()?, issued))
+}
+
 /// Completes a login with its second factor, or confirms TOTP enrolment.
 #[utoipa::path(post, path = "/auth/mfa/verify", tag = "accounts", request_body = MfaVerify,
     responses((status = 200, body = TokenResponse), (status = 204), (status = 401, body = ErrorBody)))]
@@ -407,18 +425,7 @@ async fn mfa_verify(
     ApiJson(body): ApiJson<MfaVerify>,
 ) -> ApiResult<Response> {
     if let Some(token) = body.mfa_token {
-        let invalid = || ApiError::unauthorized("invalid_mfa_token", "the login step expired; sign in again");
-        let claims: Claims = state.0.jwt.verify(&token).ok_or_else(invalid)?;
-        if claims.typ != "mfa" {
-            return Err(invalid());
-        }
-        let user_id = UserId::from_str(&claims.sub).map_err(|_| invalid())?;
-        let user = user_by_id(&state, user_id).await?;
-        // Code guesses count against the same limits as passwords.
-        state.0.limiter.check(&user.email, &addr).await?;
-        check_totp(&state, &user, &body.code)?;
-        let issued = auth::start_session(&state, user_id).await?;
-        return Ok(token_response(&state, user.view()?, issued));
+        return complete_mfa_login(&state, &addr, &token, &body.code).await;
     }
     let auth_user = AuthUser::from_headers(&state, &headers).await?;
     let user = user_by_id(&state, auth_user.user_id).await?;

@@ -8,6 +8,11 @@
 //! cannot be completed in a victim's browser (login CSRF). The PKCE verifier is sealed; the
 //! OIDC nonce is checked in the ID token. A returning identity signs into its linked account;
 //! a new one links to the account with the same *verified* email, or creates one.
+//!
+//! An account with a second factor gets the same 5-minute `mfa` step token as a password
+//! login: as JSON for an API client; for a browser in an HttpOnly cookie ([`MFA_COOKIE`], its
+//! path `/api/v1/auth/oauth/mfa`, never in a URL) with a redirect to `/signin?step=mfa`, where
+//! the code is sent to `POST /auth/oauth/mfa/verify`.
 
 use std::str::FromStr;
 
@@ -22,21 +27,33 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::accounts::{LoginResponse, UserRow, create_user, token_response, user_by_id};
+use crate::api::accounts::{
+    LoginResponse, TokenResponse, UserRow, complete_mfa_login, create_user, token_response, user_by_id,
+};
 use crate::auth::{self, Claims, normalize_email};
 use crate::crypto::{constant_time_eq, random_token, sha256_hex};
 use crate::db::{ms, now_ms};
 use crate::error::{ApiError, ErrorBody};
-use crate::http::{ApiPath, ApiQuery, cookie};
+use crate::http::{ApiJson, ApiPath, ApiQuery, ClientAddr, cookie, set_cookie};
 use crate::idp::{self, CallbackExtras, ExternalIdentity, Idp};
 use crate::state::AppState;
 use crate::with_pool;
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(authorize)).routes(routes!(callback_get, callback_post))
+    OpenApiRouter::new()
+        .routes(routes!(authorize))
+        .routes(routes!(callback_get, callback_post))
+        .routes(routes!(mfa_verify))
 }
 
 const STATE_TTL_MINUTES: i64 = 10;
+
+/// The cookie that carries a browser's `mfa` step token from the callback to
+/// `POST /auth/oauth/mfa/verify`.
+pub const MFA_COOKIE: &str = "dnp_oauth_mfa";
+const MFA_COOKIE_PATH: &str = "/api/v1/auth/oauth/mfa";
+/// How long the `mfa` step token lives, in seconds (as a password login's).
+const MFA_STEP_SECS: i64 = 300;
 
 /// The cookie that binds a sign-in's `state` to the browser that started it.
 pub const BINDING_COOKIE: &str = "dnp_oauth_binding";
@@ -198,10 +215,11 @@ impl std::fmt::Debug for SignInCallback {
 }
 
 /// Completes signing in (Google, GitHub): tokens as JSON (or `mfa_required`), or for a
-/// browser the session cookies and a redirect to `/dashboard`.
+/// browser the session cookies and a redirect to `/dashboard` (or, for an account with a
+/// second factor, the `dnp_oauth_mfa` cookie and a redirect to `/signin?step=mfa`).
 #[utoipa::path(get, path = "/auth/oauth/{idp}/callback", tag = "accounts",
     params(("idp" = String, Path, description = "google, apple or github"), SignInCallback),
-    responses((status = 200, body = LoginResponse), (status = 303, description = "Browser: to /dashboard or /signin?error=code"),
+    responses((status = 200, body = LoginResponse), (status = 303, description = "Browser: to /dashboard, /signin?step=mfa or /signin?error=code"),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn callback_get(
     State(state): State<AppState>,
@@ -211,7 +229,7 @@ async fn callback_get(
 ) -> Response {
     let navigation = is_navigation(&headers);
     let r = match finish(&state, &id, q, cookie(&headers, BINDING_COOKIE)).await {
-        Ok(r) => done(navigation, r),
+        Ok(outcome) => done(&state, navigation, outcome),
         Err(e) => fail(navigation, e),
     };
     clear_binding(&state, &id, r)
@@ -221,7 +239,7 @@ async fn callback_get(
 #[utoipa::path(post, path = "/auth/oauth/{idp}/callback", tag = "accounts",
     params(("idp" = String, Path, description = "apple")),
     request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "code, state, user or error"),
-    responses((status = 200, body = LoginResponse), (status = 303, description = "Browser: to /dashboard or /signin?error=code"),
+    responses((status = 200, body = LoginResponse), (status = 303, description = "Browser: to /dashboard, /signin?step=mfa or /signin?error=code"),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn callback_post(
     State(state): State<AppState>,
@@ -247,22 +265,90 @@ async fn callback_post(
         );
     }
     let r = match finish(&state, &id, q, cookie(&headers, BINDING_COOKIE)).await {
-        Ok(r) => done(navigation, r),
+        Ok(outcome) => done(&state, navigation, outcome),
         Err(e) => fail(navigation, e),
     };
     clear_binding(&state, &id, r)
 }
 
-fn done(navigation: bool, r: Response) -> Response {
-    if !navigation || r.status() != StatusCode::OK {
-        return r;
+/// How a callback that verified the identity ends.
+enum Outcome {
+    /// Signed in: the token response (JSON and the session cookies).
+    Session(Response),
+    /// The account has a second factor: the `mfa` step token.
+    Mfa(String),
+}
+
+fn done(state: &AppState, navigation: bool, outcome: Outcome) -> Response {
+    match outcome {
+        Outcome::Session(r) if navigation => {
+            let mut redirect = see_other("/dashboard");
+            for c in r.headers().get_all(header::SET_COOKIE) {
+                redirect.headers_mut().append(header::SET_COOKIE, c.clone());
+            }
+            redirect
+        }
+        Outcome::Session(r) => r,
+        // The token goes in a cookie only this sign-in step's route sees, not in the URL
+        // (history, logs, Referer).
+        Outcome::Mfa(token) if navigation => {
+            let mut redirect = see_other("/signin?step=mfa");
+            let secure = state.config().secure_cookies();
+            redirect.headers_mut().append(
+                header::SET_COOKIE,
+                set_cookie(MFA_COOKIE, &token, MFA_COOKIE_PATH, MFA_STEP_SECS, true, secure),
+            );
+            redirect
+        }
+        Outcome::Mfa(token) => {
+            Json(LoginResponse::MfaRequired { mfa_required: true, mfa_token: token }).into_response()
+        }
     }
-    let mfa = r.headers().get(header::SET_COOKIE).is_none();
-    let mut redirect = see_other(if mfa { "/signin?error=mfa_required" } else { "/dashboard" });
-    for c in r.headers().get_all(header::SET_COOKIE) {
-        redirect.headers_mut().append(header::SET_COOKIE, c.clone());
+}
+
+/// The TOTP code that completes a browser's sign-in with an identity provider.
+#[derive(Deserialize, ToSchema)]
+pub struct SignInMfa {
+    /// The 6-digit code.
+    pub code: String,
+}
+
+impl std::fmt::Debug for SignInMfa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignInMfa").finish_non_exhaustive()
     }
-    redirect
+}
+
+/// Completes a browser's sign-in with an identity provider for an account with a second
+/// factor: the step token is the `dnp_oauth_mfa` cookie the callback set (API clients send
+/// the `mfa_token` the callback returned to `/auth/mfa/verify` instead). Code guesses count
+/// against the login limits.
+#[utoipa::path(post, path = "/auth/oauth/mfa/verify", tag = "accounts", request_body = SignInMfa,
+    responses((status = 200, body = TokenResponse), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn mfa_verify(
+    State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<SignInMfa>,
+) -> Response {
+    let secure = state.config().secure_cookies();
+    let clear = || set_cookie(MFA_COOKIE, "", MFA_COOKIE_PATH, 0, true, secure);
+    let Some(token) = cookie(&headers, MFA_COOKIE) else {
+        return ApiError::unauthorized("invalid_mfa_token", "the sign-in step expired; sign in again").into_response();
+    };
+    match complete_mfa_login(&state, &addr, token, &body.code).await {
+        Ok(mut r) => {
+            r.headers_mut().append(header::SET_COOKIE, clear());
+            r
+        }
+        // A wrong code may be retried with the same step; an expired step may not.
+        Err(e) if e.code() == "invalid_mfa_token" => {
+            let mut r = e.into_response();
+            r.headers_mut().append(header::SET_COOKIE, clear());
+            r
+        }
+        Err(e) => e.into_response(),
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -283,7 +369,7 @@ fn state_mismatch() -> ApiError {
     )
 }
 
-async fn finish(state: &AppState, id: &str, q: SignInCallback, binding: Option<&str>) -> Result<Response, ApiError> {
+async fn finish(state: &AppState, id: &str, q: SignInCallback, binding: Option<&str>) -> Result<Outcome, ApiError> {
     let idp = configured(state, id)?;
     if let Some(error) = q.error {
         let error: String = error.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(64).collect();
@@ -338,13 +424,14 @@ async fn finish(state: &AppState, id: &str, q: SignInCallback, binding: Option<&
     let user_id = UserId::from_str(&user.id).map_err(ApiError::internal)?;
     if user.totp_enabled {
         let now = Utc::now().timestamp();
-        let claims = Claims { sub: user.id.clone(), sid: String::new(), typ: "mfa".into(), iat: now, exp: now + 300 };
-        let token = state.0.jwt.sign(&claims)?;
-        return Ok(Json(LoginResponse::MfaRequired { mfa_required: true, mfa_token: token }).into_response());
+        let claims =
+            Claims { sub: user.id.clone(), sid: String::new(), typ: "mfa".into(), iat: now, exp: now + MFA_STEP_SECS };
+        tracing::info!(user_id = %user_id, idp = idp.as_str(), "identity provider sign-in waits for the second factor");
+        return Ok(Outcome::Mfa(state.0.jwt.sign(&claims)?));
     }
     let issued = auth::start_session(state, user_id).await?;
     tracing::info!(user_id = %user_id, idp = idp.as_str(), private_relay = identity.private_relay, "signed in with an identity provider");
-    Ok(token_response(state, user.view()?, issued))
+    Ok(Outcome::Session(token_response(state, user.view()?, issued)))
 }
 
 /// The account of `identity`: its linked one, else the one with its verified email (linked

@@ -1,5 +1,7 @@
 // Sign in or create an account (email and password, then the TOTP code when the account
-// has a second factor), or sign in with an identity provider the server offers.
+// has a second factor), or sign in with an identity provider the server offers. An identity
+// provider's sign-in into an account with a second factor comes back as ?step=mfa: the
+// server holds the step in an HttpOnly cookie, so only the code is asked for.
 
 import { api, serverInfo } from '../api.js';
 import { h, toast } from '../ui.js';
@@ -26,7 +28,7 @@ export async function render(main, ctx) {
   const showError = (msg) => { error.hidden = false; error.textContent = msg; };
   // A sign-in with an identity provider that failed comes back as ?error=code.
   const SIGNIN_ERRORS = {
-    mfa_required: 'This account has a second factor: sign in with your email, password and code.',
+    mfa_expired: 'That sign-in step expired (it lasts 5 minutes). Please sign in again.',
     email_not_verified: 'That account\'s email address is not verified, so dnp cannot use it. Verify it there, or sign in with your email and password.',
     unknown_identity_provider: 'That sign-in option is not available on this server.',
     oauth_state_mismatch: 'That sign-in was not started in this browser, or the browser blocked its cookie. Start again with the button below.',
@@ -41,7 +43,8 @@ export async function render(main, ctx) {
     ctx.navigate(safeNext(ctx.query), { replace: true });
   };
 
-  const mfaForm = (mfaToken) => {
+  // `verify(code)` resolves with the tokens or throws an ApiError.
+  const mfaForm = (verify) => {
     const form = h('form', { class: 'stack', novalidate: true },
       h('h2', {}, 'Enter your 6-digit code'),
       h('p', {}, 'Open your authenticator app and type the code it shows for dnp.'),
@@ -51,8 +54,12 @@ export async function render(main, ctx) {
       e.preventDefault();
       error.hidden = true;
       try {
-        done(await api('/auth/mfa/verify', { method: 'POST', body: { code: form.totp.value.trim(), mfa_token: mfaToken } }));
+        done(await verify(form.totp.value.trim()));
       } catch (err) {
+        if (err.code === 'invalid_mfa_token') {
+          ctx.navigate('/signin?error=mfa_expired', { replace: true });
+          return;
+        }
         showError(err.message);
         form.totp.focus();
       }
@@ -83,7 +90,7 @@ export async function render(main, ctx) {
     try {
       const res = await api(register ? '/auth/register' : '/auth/login', { method: 'POST', body: { email, password } });
       if (res.mfa_required) {
-        const next = mfaForm(res.mfa_token);
+        const next = mfaForm((code) => api('/auth/mfa/verify', { method: 'POST', body: { code, mfa_token: res.mfa_token } }));
         form.replaceWith(next);
         next.querySelector('input').focus();
         return;
@@ -98,6 +105,18 @@ export async function render(main, ctx) {
   });
 
   const idps = (info.sign_in_with || []).filter((id) => IDP_NAMES[id]);
+  if (ctx.query.get('step') === 'mfa' && !register) {
+    const codeForm = mfaForm((code) => api('/auth/oauth/mfa/verify', { method: 'POST', body: { code } }));
+    main.append(
+      h('div', { class: 'auth' },
+        h('h1', {}, 'Sign in to dnp'),
+        h('p', { class: 'lead' }, 'Your account has two-step sign-in, so one more step.'),
+        error,
+        codeForm,
+        h('p', { class: 'switch' }, h('a', { href: '/signin', 'data-link': true }, 'Sign in another way'))));
+    codeForm.querySelector('input').focus();
+    return 'Enter your code';
+  }
   main.append(
     h('div', { class: 'auth' },
       h('h1', {}, register ? 'Create your dnp account' : 'Sign in to dnp'),
