@@ -328,8 +328,11 @@ pub(crate) struct ExternalIdentity {
 /// The longest display name kept, in characters.
 pub const DISPLAY_NAME_MAX_CHARS: usize = 100;
 
-/// A name fit to keep and show: control characters dropped, runs of whitespace made one
-/// space, trimmed, at most [`DISPLAY_NAME_MAX_CHARS`] characters; `None` when nothing is left.
+/// A name fit to keep and show: control characters, the zero-width space and the
+/// bidirectional marks and overrides (which can make a name display as another) dropped,
+/// runs of whitespace made one space, trimmed, at most [`DISPLAY_NAME_MAX_CHARS`]
+/// characters; `None` when nothing is left. The zero-width (non-)joiners stay: scripts such
+/// as Persian and Devanagari spell names with them.
 pub fn display_name(raw: &str) -> Option<String> {
     let words: Vec<String> = raw
         .split_whitespace()
@@ -337,7 +340,7 @@ pub fn display_name(raw: &str) -> Option<String> {
             w.chars()
                 .filter(|c| {
                     !c.is_control()
-                        && !matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+                        && !matches!(c, '\u{200b}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
                 })
                 .collect::<String>()
         })
@@ -748,6 +751,8 @@ mod tests {
         assert_eq!(display_name("  Ada   Lovelace \n").as_deref(), Some("Ada Lovelace"));
         assert_eq!(display_name("Ada\u{0}\u{7}Lovelace\u{202e}").as_deref(), Some("AdaLovelace"));
         assert_eq!(display_name(" \t\u{200b} "), None);
+        assert_eq!(display_name("\u{2067}Ada\u{2069} \u{200f}").as_deref(), Some("Ada"));
+        assert_eq!(display_name("Mehr\u{200c}dad").as_deref(), Some("Mehr\u{200c}dad"), "the ZWNJ is kept");
         assert_eq!(display_name(&"é".repeat(300)).map(|n| n.chars().count()), Some(DISPLAY_NAME_MAX_CHARS));
         assert_eq!(display_name("José Ñúñez").as_deref(), Some("José Ñúñez"));
     }
