@@ -7,7 +7,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
-use crate::http::{ConfigError, HttpConfig};
+use crate::http::{ConfigError, EnvVars, HttpConfig};
 
 /// The longest validity Apple accepts for a developer token: 15,777,000 s (about six
 /// months) between `iat` and `exp`.
@@ -130,17 +130,21 @@ impl AppleMusicConfig {
     /// # Errors
     /// See [`AppleMusicConfig::from_env`].
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &'static str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-        let team_id = get("APPLE_MUSIC_TEAM_ID").ok_or(ConfigError::Missing { name: "APPLE_MUSIC_TEAM_ID" })?;
-        let key_id = get("APPLE_MUSIC_KEY_ID").ok_or(ConfigError::Missing { name: "APPLE_MUSIC_KEY_ID" })?;
-        let private_key = match (get("APPLE_MUSIC_PRIVATE_KEY"), get("APPLE_MUSIC_PRIVATE_KEY_FILE")) {
-            (Some(pem), _) => SecretString::from(pem.replace("\\n", "\n")),
-            (None, Some(path)) => SecretString::from(std::fs::read_to_string(&path).map_err(|e| {
-                ConfigError::Invalid { name: "APPLE_MUSIC_PRIVATE_KEY_FILE", reason: format!("cannot read it: {e}") }
-            })?),
-            (None, None) => return Err(ConfigError::Missing { name: "APPLE_MUSIC_PRIVATE_KEY" }),
-        };
-        let connect_url = match (get("APPLE_MUSIC_CONNECT_URL"), get("PUBLIC_BASE_URL")) {
+        let vars = EnvVars(&lookup);
+        let team_id = vars.required("APPLE_MUSIC_TEAM_ID")?;
+        let key_id = vars.required("APPLE_MUSIC_KEY_ID")?;
+        let private_key =
+            match (vars.optional("APPLE_MUSIC_PRIVATE_KEY"), vars.optional("APPLE_MUSIC_PRIVATE_KEY_FILE")) {
+                (Some(pem), _) => SecretString::from(pem.replace("\\n", "\n")),
+                (None, Some(path)) => {
+                    SecretString::from(std::fs::read_to_string(&path).map_err(|e| ConfigError::Invalid {
+                        name: "APPLE_MUSIC_PRIVATE_KEY_FILE",
+                        reason: format!("cannot read it: {e}"),
+                    })?)
+                }
+                (None, None) => return Err(ConfigError::Missing { name: "APPLE_MUSIC_PRIVATE_KEY" }),
+            };
+        let connect_url = match (vars.optional("APPLE_MUSIC_CONNECT_URL"), vars.optional("PUBLIC_BASE_URL")) {
             (Some(url), _) => url,
             (None, Some(base)) => format!("{}{}", base.trim_end_matches('/'), Self::CONNECT_PATH),
             (None, None) => return Err(ConfigError::Missing { name: "APPLE_MUSIC_CONNECT_URL" }),
@@ -149,10 +153,12 @@ impl AppleMusicConfig {
             team_id,
             key_id,
             private_key,
-            api_base_url: get("APPLE_MUSIC_API_BASE_URL").unwrap_or_else(|| Self::DEFAULT_API_BASE_URL.to_owned()),
+            api_base_url: vars
+                .optional("APPLE_MUSIC_API_BASE_URL")
+                .unwrap_or_else(|| Self::DEFAULT_API_BASE_URL.to_owned()),
             connect_url,
-            redirect_uri: get("APPLE_MUSIC_REDIRECT_URI"),
-            storefront: get("APPLE_MUSIC_STOREFRONT").unwrap_or_else(|| "us".to_owned()).to_ascii_lowercase(),
+            redirect_uri: vars.optional("APPLE_MUSIC_REDIRECT_URI"),
+            storefront: vars.optional("APPLE_MUSIC_STOREFRONT").unwrap_or_else(|| "us".to_owned()).to_ascii_lowercase(),
             developer_token_ttl: Duration::from_secs(12 * 3600),
             developer_token_margin: Duration::from_secs(600),
             http: with_apple_rates(HttpConfig::from_lookup(&lookup)?),
@@ -233,18 +239,14 @@ fn default_http() -> HttpConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::lookup_in;
 
     /// A throwaway P-256 key for tests (generated for them; it signs nothing real).
     pub(crate) const TEST_KEY: &str = include_str!("testdata/test_key.p8");
 
-    fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-        move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
-    }
-
     #[test]
     fn reads_the_environment_with_real_defaults() {
-        let config = AppleMusicConfig::from_lookup(env(&[
+        let config = AppleMusicConfig::from_lookup(lookup_in(&[
             ("APPLE_MUSIC_TEAM_ID", "ABCDE12345"),
             ("APPLE_MUSIC_KEY_ID", "KEY1234567"),
             ("APPLE_MUSIC_PRIVATE_KEY", TEST_KEY),
@@ -265,7 +267,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("AuthKey.p8");
         std::fs::write(&path, TEST_KEY).unwrap();
-        let from_file = AppleMusicConfig::from_lookup(env(&[
+        let from_file = AppleMusicConfig::from_lookup(lookup_in(&[
             ("APPLE_MUSIC_TEAM_ID", "ABCDE12345"),
             ("APPLE_MUSIC_KEY_ID", "KEY1234567"),
             ("APPLE_MUSIC_PRIVATE_KEY_FILE", path.to_str().unwrap()),
@@ -275,7 +277,7 @@ mod tests {
         assert!(from_file.is_ok(), "{from_file:?}");
         let escaped = TEST_KEY.replace('\n', "\\n");
         assert!(
-            AppleMusicConfig::from_lookup(env(&[
+            AppleMusicConfig::from_lookup(lookup_in(&[
                 ("APPLE_MUSIC_TEAM_ID", "ABCDE12345"),
                 ("APPLE_MUSIC_KEY_ID", "KEY1234567"),
                 ("APPLE_MUSIC_PRIVATE_KEY", &escaped),
@@ -287,9 +289,9 @@ mod tests {
 
     #[test]
     fn missing_and_invalid_values_are_named_without_the_key() {
-        let err = AppleMusicConfig::from_lookup(env(&[("APPLE_MUSIC_KEY_ID", "KEY1234567")])).unwrap_err();
+        let err = AppleMusicConfig::from_lookup(lookup_in(&[("APPLE_MUSIC_KEY_ID", "KEY1234567")])).unwrap_err();
         assert_eq!(err, ConfigError::Missing { name: "APPLE_MUSIC_TEAM_ID" });
-        let err = AppleMusicConfig::from_lookup(env(&[
+        let err = AppleMusicConfig::from_lookup(lookup_in(&[
             ("APPLE_MUSIC_TEAM_ID", "ABCDE12345"),
             ("APPLE_MUSIC_KEY_ID", "KEY1234567"),
             ("PUBLIC_BASE_URL", "https://dnp.example"),

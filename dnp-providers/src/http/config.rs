@@ -131,6 +131,34 @@ impl HttpConfig {
     }
 }
 
+/// Configuration variables read through a lookup (the process environment, or a test's
+/// list): values are trimmed, and a blank one counts as unset.
+#[cfg(any(feature = "spotify", feature = "tidal", feature = "youtube_music", feature = "apple_music"))]
+pub(crate) struct EnvVars<F>(pub(crate) F);
+
+#[cfg(any(feature = "spotify", feature = "tidal", feature = "youtube_music", feature = "apple_music"))]
+impl<F: Fn(&str) -> Option<String>> EnvVars<F> {
+    /// `name`'s value, `None` when unset or blank.
+    pub(crate) fn optional(&self, name: &str) -> Option<String> {
+        (self.0)(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+    }
+
+    /// `name`'s value.
+    ///
+    /// # Errors
+    /// [`ConfigError::Missing`] when it is unset or blank.
+    pub(crate) fn required(&self, name: &'static str) -> Result<String, ConfigError> {
+        self.optional(name).ok_or(ConfigError::Missing { name })
+    }
+}
+
+/// A lookup over `vars` (name, value), for tests of `from_lookup`.
+#[cfg(all(test, any(feature = "spotify", feature = "tidal", feature = "youtube_music", feature = "apple_music")))]
+pub(crate) fn lookup_in(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+    let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,5 +171,16 @@ mod tests {
         let err = HttpConfig::from_lookup(|_| Some("many".into())).unwrap_err();
         assert!(err.to_string().contains("CIRCUIT_BREAKER_THRESHOLD"), "{err}");
         assert!(HttpConfig::from_lookup(|_| Some("0".into())).is_err());
+    }
+
+    #[cfg(any(feature = "spotify", feature = "tidal", feature = "youtube_music", feature = "apple_music"))]
+    #[test]
+    fn env_vars_trim_values_and_treat_blank_as_unset() {
+        let vars = EnvVars(lookup_in(&[("SET", "  value "), ("BLANK", "   ")]));
+        assert_eq!(vars.optional("SET").as_deref(), Some("value"));
+        assert_eq!(vars.optional("BLANK"), None);
+        assert_eq!(vars.optional("UNSET"), None);
+        assert_eq!(vars.required("SET").unwrap(), "value");
+        assert_eq!(vars.required("BLANK"), Err(ConfigError::Missing { name: "BLANK" }));
     }
 }

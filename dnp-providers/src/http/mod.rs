@@ -41,6 +41,10 @@ pub use breaker::{BreakerPermit, BreakerState, CircuitBreaker};
 #[cfg(all(test, any(feature = "spotify", feature = "apple_music")))]
 pub(crate) use client::decode_json;
 pub use client::{ApiClient, ApiRequest, ApiResponse, AuthSession, ClientStats};
+#[cfg(any(feature = "spotify", feature = "tidal", feature = "youtube_music", feature = "apple_music"))]
+pub(crate) use config::EnvVars;
+#[cfg(all(test, any(feature = "spotify", feature = "tidal", feature = "youtube_music", feature = "apple_music")))]
+pub(crate) use config::lookup_in;
 pub use config::{BreakerConfig, ConfigError, HttpConfig, RateLimit};
 pub use errors::{ErrorBody, parse_retry_after};
 pub use rate_limit::RateLimiter;

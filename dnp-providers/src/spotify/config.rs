@@ -5,7 +5,7 @@ use std::fmt;
 use secrecy::SecretString;
 use url::Url;
 
-use crate::http::{ConfigError, HttpConfig};
+use crate::http::{ConfigError, EnvVars, HttpConfig};
 
 /// How dnp talks to Spotify: the app registered in the Spotify developer dashboard, the
 /// redirect URI registered there, and the base URLs (the real services by default; an
@@ -99,15 +99,18 @@ impl SpotifyConfig {
     /// # Errors
     /// See [`SpotifyConfig::from_env`].
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &'static str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-        let client_id = get("SPOTIFY_CLIENT_ID").ok_or(ConfigError::Missing { name: "SPOTIFY_CLIENT_ID" })?;
-        let redirect_uri = get("SPOTIFY_REDIRECT_URI").ok_or(ConfigError::Missing { name: "SPOTIFY_REDIRECT_URI" })?;
+        let vars = EnvVars(&lookup);
+        let client_id = vars.required("SPOTIFY_CLIENT_ID")?;
+        let redirect_uri = vars.required("SPOTIFY_REDIRECT_URI")?;
         let config = Self {
             client_id,
-            client_secret: get("SPOTIFY_CLIENT_SECRET").map(SecretString::from),
+            client_secret: vars.optional("SPOTIFY_CLIENT_SECRET").map(SecretString::from),
             redirect_uri,
-            api_base_url: get("SPOTIFY_API_BASE_URL").unwrap_or_else(|| Self::DEFAULT_API_BASE_URL.to_owned()),
-            accounts_base_url: get("SPOTIFY_ACCOUNTS_BASE_URL")
+            api_base_url: vars
+                .optional("SPOTIFY_API_BASE_URL")
+                .unwrap_or_else(|| Self::DEFAULT_API_BASE_URL.to_owned()),
+            accounts_base_url: vars
+                .optional("SPOTIFY_ACCOUNTS_BASE_URL")
                 .unwrap_or_else(|| Self::DEFAULT_ACCOUNTS_BASE_URL.to_owned()),
             http: HttpConfig::from_lookup(&lookup)?,
         };
@@ -167,15 +170,11 @@ pub fn check_redirect_uri(uri: &str) -> Result<(), ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-        move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
-    }
+    use crate::http::lookup_in;
 
     #[test]
     fn reads_the_environment_with_real_defaults() {
-        let config = SpotifyConfig::from_lookup(env(&[
+        let config = SpotifyConfig::from_lookup(lookup_in(&[
             ("SPOTIFY_CLIENT_ID", "abc"),
             ("SPOTIFY_CLIENT_SECRET", "very-secret-value"),
             ("SPOTIFY_REDIRECT_URI", "http://127.0.0.1:8080/callback"),
@@ -187,7 +186,7 @@ mod tests {
         assert!(!debug.contains("very-secret-value"), "{debug}");
         assert!(debug.contains("[redacted]"));
 
-        let emulated = SpotifyConfig::from_lookup(env(&[
+        let emulated = SpotifyConfig::from_lookup(lookup_in(&[
             ("SPOTIFY_CLIENT_ID", "abc"),
             ("SPOTIFY_REDIRECT_URI", "https://dnp.example/callback"),
             ("SPOTIFY_API_BASE_URL", "http://127.0.0.1:9000/v1"),
@@ -200,11 +199,11 @@ mod tests {
 
     #[test]
     fn missing_and_invalid_values_are_named() {
-        let err = SpotifyConfig::from_lookup(env(&[("SPOTIFY_REDIRECT_URI", "https://x.test/cb")])).unwrap_err();
+        let err = SpotifyConfig::from_lookup(lookup_in(&[("SPOTIFY_REDIRECT_URI", "https://x.test/cb")])).unwrap_err();
         assert_eq!(err, ConfigError::Missing { name: "SPOTIFY_CLIENT_ID" });
-        let err = SpotifyConfig::from_lookup(env(&[("SPOTIFY_CLIENT_ID", "a")])).unwrap_err();
+        let err = SpotifyConfig::from_lookup(lookup_in(&[("SPOTIFY_CLIENT_ID", "a")])).unwrap_err();
         assert_eq!(err, ConfigError::Missing { name: "SPOTIFY_REDIRECT_URI" });
-        let bad_base = env(&[
+        let bad_base = lookup_in(&[
             ("SPOTIFY_CLIENT_ID", "a"),
             ("SPOTIFY_REDIRECT_URI", "https://x.test/cb"),
             ("SPOTIFY_API_BASE_URL", "not a url"),

@@ -5,7 +5,7 @@ use std::fmt;
 use secrecy::SecretString;
 use url::Url;
 
-use crate::http::{ConfigError, HttpConfig};
+use crate::http::{ConfigError, EnvVars, HttpConfig};
 
 /// How dnp talks to TIDAL: the app registered at developer.tidal.com, the redirect URI
 /// registered there, and the base URLs (the real services by default; an emulator's in
@@ -112,16 +112,20 @@ impl TidalConfig {
     /// # Errors
     /// See [`TidalConfig::from_env`].
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &'static str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-        let client_id = get("TIDAL_CLIENT_ID").ok_or(ConfigError::Missing { name: "TIDAL_CLIENT_ID" })?;
-        let redirect_uri = get("TIDAL_REDIRECT_URI").ok_or(ConfigError::Missing { name: "TIDAL_REDIRECT_URI" })?;
+        let vars = EnvVars(&lookup);
+        let client_id = vars.required("TIDAL_CLIENT_ID")?;
+        let redirect_uri = vars.required("TIDAL_REDIRECT_URI")?;
         let config = Self {
             client_id,
-            client_secret: get("TIDAL_CLIENT_SECRET").map(SecretString::from),
+            client_secret: vars.optional("TIDAL_CLIENT_SECRET").map(SecretString::from),
             redirect_uri,
-            api_base_url: get("TIDAL_API_BASE_URL").unwrap_or_else(|| Self::DEFAULT_API_BASE_URL.to_owned()),
-            auth_base_url: get("TIDAL_AUTH_BASE_URL").unwrap_or_else(|| Self::DEFAULT_AUTH_BASE_URL.to_owned()),
-            authorize_url: get("TIDAL_AUTHORIZE_URL").unwrap_or_else(|| Self::DEFAULT_AUTHORIZE_URL.to_owned()),
+            api_base_url: vars.optional("TIDAL_API_BASE_URL").unwrap_or_else(|| Self::DEFAULT_API_BASE_URL.to_owned()),
+            auth_base_url: vars
+                .optional("TIDAL_AUTH_BASE_URL")
+                .unwrap_or_else(|| Self::DEFAULT_AUTH_BASE_URL.to_owned()),
+            authorize_url: vars
+                .optional("TIDAL_AUTHORIZE_URL")
+                .unwrap_or_else(|| Self::DEFAULT_AUTHORIZE_URL.to_owned()),
             http: HttpConfig::from_lookup(&lookup)?,
         };
         config.validate()?;
@@ -179,15 +183,11 @@ pub fn check_redirect_uri(uri: &str) -> Result<(), ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-        move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
-    }
+    use crate::http::lookup_in;
 
     #[test]
     fn reads_the_environment_with_real_defaults() {
-        let config = TidalConfig::from_lookup(env(&[
+        let config = TidalConfig::from_lookup(lookup_in(&[
             ("TIDAL_CLIENT_ID", "abc"),
             ("TIDAL_CLIENT_SECRET", "very-secret-value"),
             ("TIDAL_REDIRECT_URI", "http://127.0.0.1:8080/callback"),
@@ -200,7 +200,7 @@ mod tests {
         assert!(!debug.contains("very-secret-value"), "{debug}");
         assert!(debug.contains("[redacted]"));
 
-        let emulated = TidalConfig::from_lookup(env(&[
+        let emulated = TidalConfig::from_lookup(lookup_in(&[
             ("TIDAL_CLIENT_ID", "abc"),
             ("TIDAL_REDIRECT_URI", "https://dnp.example/callback"),
             ("TIDAL_API_BASE_URL", "http://127.0.0.1:9000/v2"),
@@ -215,11 +215,11 @@ mod tests {
 
     #[test]
     fn missing_and_invalid_values_are_named() {
-        let err = TidalConfig::from_lookup(env(&[("TIDAL_REDIRECT_URI", "https://x.test/cb")])).unwrap_err();
+        let err = TidalConfig::from_lookup(lookup_in(&[("TIDAL_REDIRECT_URI", "https://x.test/cb")])).unwrap_err();
         assert_eq!(err, ConfigError::Missing { name: "TIDAL_CLIENT_ID" });
-        let err = TidalConfig::from_lookup(env(&[("TIDAL_CLIENT_ID", "a")])).unwrap_err();
+        let err = TidalConfig::from_lookup(lookup_in(&[("TIDAL_CLIENT_ID", "a")])).unwrap_err();
         assert_eq!(err, ConfigError::Missing { name: "TIDAL_REDIRECT_URI" });
-        let bad = env(&[
+        let bad = lookup_in(&[
             ("TIDAL_CLIENT_ID", "a"),
             ("TIDAL_REDIRECT_URI", "https://x.test/cb"),
             ("TIDAL_AUTHORIZE_URL", "https://login.test/authorize?x=1"),

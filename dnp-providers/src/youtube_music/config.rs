@@ -7,7 +7,7 @@ use secrecy::SecretString;
 use url::Url;
 
 use super::quota::DEFAULT_DAILY_QUOTA;
-use crate::http::{ConfigError, HttpConfig};
+use crate::http::{ConfigError, EnvVars, HttpConfig};
 
 /// How dnp talks to YouTube: the OAuth client of a Google Cloud project with the YouTube
 /// Data API v3 enabled, the redirect URI registered for it, the base URLs (Google's by
@@ -125,18 +125,18 @@ impl YouTubeMusicConfig {
     /// # Errors
     /// See [`YouTubeMusicConfig::from_env`].
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &'static str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-        let client_id = get("YOUTUBE_CLIENT_ID").ok_or(ConfigError::Missing { name: "YOUTUBE_CLIENT_ID" })?;
-        let redirect_uri = get("YOUTUBE_REDIRECT_URI").ok_or(ConfigError::Missing { name: "YOUTUBE_REDIRECT_URI" })?;
+        let vars = EnvVars(&lookup);
+        let client_id = vars.required("YOUTUBE_CLIENT_ID")?;
+        let redirect_uri = vars.required("YOUTUBE_REDIRECT_URI")?;
         let (mut auth_url, mut token_url, mut revoke_url) = (
             Self::DEFAULT_AUTH_URL.to_owned(),
             Self::DEFAULT_TOKEN_URL.to_owned(),
             Self::DEFAULT_REVOKE_URL.to_owned(),
         );
-        if let Some(base) = get("GOOGLE_AUTH_BASE_URL") {
+        if let Some(base) = vars.optional("GOOGLE_AUTH_BASE_URL") {
             (auth_url, token_url, revoke_url) = auth_urls_below(&base);
         }
-        let daily_quota = match get("YOUTUBE_DAILY_QUOTA") {
+        let daily_quota = match vars.optional("YOUTUBE_DAILY_QUOTA") {
             None => DEFAULT_DAILY_QUOTA,
             Some(raw) => raw.replace(['_', ','], "").parse::<u64>().ok().filter(|q| *q > 0).ok_or_else(|| {
                 ConfigError::Invalid {
@@ -147,12 +147,14 @@ impl YouTubeMusicConfig {
         };
         let config = Self {
             client_id,
-            client_secret: get("YOUTUBE_CLIENT_SECRET").map(SecretString::from),
+            client_secret: vars.optional("YOUTUBE_CLIENT_SECRET").map(SecretString::from),
             redirect_uri,
-            api_base_url: get("YOUTUBE_API_BASE_URL").unwrap_or_else(|| Self::DEFAULT_API_BASE_URL.to_owned()),
-            auth_url: get("GOOGLE_AUTH_URL").unwrap_or(auth_url),
-            token_url: get("GOOGLE_TOKEN_URL").unwrap_or(token_url),
-            revoke_url: get("GOOGLE_REVOKE_URL").unwrap_or(revoke_url),
+            api_base_url: vars
+                .optional("YOUTUBE_API_BASE_URL")
+                .unwrap_or_else(|| Self::DEFAULT_API_BASE_URL.to_owned()),
+            auth_url: vars.optional("GOOGLE_AUTH_URL").unwrap_or(auth_url),
+            token_url: vars.optional("GOOGLE_TOKEN_URL").unwrap_or(token_url),
+            revoke_url: vars.optional("GOOGLE_REVOKE_URL").unwrap_or(revoke_url),
             daily_quota,
             http: HttpConfig::from_lookup(&lookup)?,
         };
@@ -221,15 +223,11 @@ pub fn check_redirect_uri(uri: &str) -> Result<(), ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-        move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
-    }
+    use crate::http::lookup_in;
 
     #[test]
     fn reads_the_environment_with_google_defaults() {
-        let config = YouTubeMusicConfig::from_lookup(env(&[
+        let config = YouTubeMusicConfig::from_lookup(lookup_in(&[
             ("YOUTUBE_CLIENT_ID", "123.apps.googleusercontent.com"),
             ("YOUTUBE_CLIENT_SECRET", "GOCSPX-very-secret-value"),
             ("YOUTUBE_REDIRECT_URI", "http://localhost:8080/callback"),
@@ -247,7 +245,7 @@ mod tests {
 
     #[test]
     fn base_urls_and_quota_are_configurable() {
-        let config = YouTubeMusicConfig::from_lookup(env(&[
+        let config = YouTubeMusicConfig::from_lookup(lookup_in(&[
             ("YOUTUBE_CLIENT_ID", "abc"),
             ("YOUTUBE_REDIRECT_URI", "https://dnp.example/callback"),
             ("YOUTUBE_API_BASE_URL", "http://127.0.0.1:9000/youtube/v3"),
@@ -266,14 +264,15 @@ mod tests {
 
     #[test]
     fn missing_and_invalid_values_are_named() {
-        let err = YouTubeMusicConfig::from_lookup(env(&[("YOUTUBE_REDIRECT_URI", "https://x.test/cb")])).unwrap_err();
+        let err =
+            YouTubeMusicConfig::from_lookup(lookup_in(&[("YOUTUBE_REDIRECT_URI", "https://x.test/cb")])).unwrap_err();
         assert_eq!(err, ConfigError::Missing { name: "YOUTUBE_CLIENT_ID" });
-        let err = YouTubeMusicConfig::from_lookup(env(&[("YOUTUBE_CLIENT_ID", "a")])).unwrap_err();
+        let err = YouTubeMusicConfig::from_lookup(lookup_in(&[("YOUTUBE_CLIENT_ID", "a")])).unwrap_err();
         assert_eq!(err, ConfigError::Missing { name: "YOUTUBE_REDIRECT_URI" });
         for (name, value) in
             [("YOUTUBE_DAILY_QUOTA", "lots"), ("YOUTUBE_DAILY_QUOTA", "0"), ("YOUTUBE_API_BASE_URL", "not a url")]
         {
-            let err = YouTubeMusicConfig::from_lookup(env(&[
+            let err = YouTubeMusicConfig::from_lookup(lookup_in(&[
                 ("YOUTUBE_CLIENT_ID", "a"),
                 ("YOUTUBE_REDIRECT_URI", "https://x.test/cb"),
                 (name, value),
