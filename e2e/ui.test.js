@@ -3,7 +3,8 @@
 //
 // The journey of a new listener: sign up, connect Spotify through the emulated OAuth
 // flow, add an artist, preview, enforce with the progress bar reaching 100 %, roll back,
-// see the analytics chart; then the other pages, a 375 px wide phone, two-step sign-in.
+// see the analytics chart; then the other pages, a 375 px wide phone, two-step sign-in,
+// and sign-in with Google and Apple (the demo's emulated ones), asking only for the code.
 // Every page's assets must total under 200 KB; a screenshot of each page is saved.
 
 import { test, before, after } from 'node:test';
@@ -344,6 +345,35 @@ test('two-step sign-in: set up, sign out, sign in with the code', async () => {
   await page.getByRole('button', { name: 'Verify' }).click();
   await page.waitForURL(`${BASE}/dashboard`);
   await page.getByRole('heading', { name: 'Dashboard', level: 1 }).waitFor();
+});
+
+test('sign-in with an identity provider, then only the code once two-step sign-in is on', async () => {
+  // The demo's identity providers sign in as the demo account.
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.waitForURL(`${BASE}/signin`);
+  await page.getByRole('link', { name: 'Continue with Google' }).click();
+  await page.waitForURL(`${BASE}/dashboard`);
+  await visit('/settings', 'h1');
+  await page.getByRole('button', { name: 'Set up two-step sign-in' }).click();
+  const secret = (await page.locator('#mfa-secret').textContent()).replace(/\s/g, '');
+  await page.getByLabel('Code').fill(totp(secret));
+  await page.getByRole('button', { name: 'Turn on' }).click();
+  await page.getByText('Signing in asks for a code').waitFor();
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.waitForURL(`${BASE}/signin`);
+  // Apple answers with a form post; its binding cookie is SameSite=None; Secure.
+  await page.getByRole('link', { name: 'Continue with Apple' }).click();
+  await page.waitForURL(`${BASE}/signin?step=mfa`);
+  await page.getByRole('heading', { name: 'Enter your 6-digit code' }).waitFor();
+  assert.equal(await page.getByLabel('Password').count(), 0, 'no password asked');
+  await shot('18-sign-in-code-after-apple');
+  await page.getByLabel('Code').fill(totp(secret));
+  await page.getByRole('button', { name: 'Verify' }).click();
+  await page.waitForURL(`${BASE}/dashboard`);
+  await page.getByRole('heading', { name: 'Dashboard', level: 1 }).waitFor();
+  // The step cookie was spent; the session cookies were set.
+  const names = (await context.cookies()).map((c) => c.name);
+  assert.ok(names.includes('dnp_access') && !names.includes('dnp_oauth_mfa'), names.join(', '));
 });
 
 test('no script errors, and every page within the asset budget', () => {
