@@ -165,7 +165,10 @@ impl IdpEmulator {
     /// When no port can be bound or no key made.
     pub async fn start(user: IdpUser) -> io::Result<Self> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
-        let url = format!("http://{}", listener.local_addr()?);
+        // A path of its own, so that nothing kept by URL (the server's JWKS cache) carries over
+        // from an earlier emulator that had the same port.
+        let prefix = format!("/{}", random_token(6).replace(['-', '_'], "x"));
+        let url = format!("http://{}{prefix}", listener.local_addr()?);
         let (stranger, _, _, _) = p256_key()?;
         let (team_private, team_public, _, _) = p256_key()?;
         let users = [Which::Google, Which::Apple, Which::GitHub].into_iter().map(|w| (w, user.clone())).collect();
@@ -189,7 +192,7 @@ impl IdpEmulator {
             apple_seen: Mutex::new(HashSet::new()),
             forge: Mutex::new(None),
         });
-        let app = Router::new()
+        let routes = Router::new()
             .route("/google/o/oauth2/v2/auth", get(authorize_google))
             .route("/google/token", post(token_google))
             .route("/google/oauth2/v3/certs", get(jwks))
@@ -201,6 +204,7 @@ impl IdpEmulator {
             .route("/github-api/user", get(github_user))
             .route("/github-api/user/emails", get(github_emails))
             .with_state(shared.clone());
+        let app = Router::new().nest(&prefix, routes);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
             let _ = axum::serve(listener, app)
@@ -212,7 +216,7 @@ impl IdpEmulator {
         Ok(Self { url, shared, stop: Some(stop) })
     }
 
-    /// The emulator's base URL.
+    /// The emulator's base URL (`http://127.0.0.1:{port}/{random}`).
     pub fn url(&self) -> &str {
         &self.url
     }
