@@ -15,7 +15,7 @@ use dnp_core::{
     ProviderId, Reason, StaticToken, Target,
 };
 use dnp_providers::http::{ApiClient, Transport, TransportError, TransportRequest, TransportResponse};
-use dnp_providers::youtube_music::quota::QuotaMeter;
+use dnp_providers::youtube_music::quota::{QuotaClock, QuotaMeter};
 use dnp_providers::youtube_music::{YouTubeClient, YouTubeMusicProvider, test_http_config};
 use reqwest::header::HeaderMap;
 
@@ -57,10 +57,18 @@ impl Transport for Recorded {
     }
 }
 
+/// 12:00 Pacific Standard Time: the meters here read this fixed time, twelve hours from the
+/// quota reset, so no test depends on how close to midnight Pacific it runs.
+fn noon_pacific() -> chrono::DateTime<chrono::Utc> {
+    use chrono::TimeZone;
+    chrono::Utc.with_ymd_and_hms(2026, 1, 15, 20, 0, 0).unwrap()
+}
+
 fn provider(transport: Arc<Recorded>, quota: u64) -> YouTubeMusicProvider {
     let id = ProviderId::new(ProviderId::YOUTUBE_MUSIC).unwrap();
     let api = ApiClient::with_transport(id, BASE, test_http_config(), transport).unwrap();
-    YouTubeMusicProvider::with_client(YouTubeClient::with_api(api, Arc::new(QuotaMeter::new(quota))))
+    let meter = QuotaMeter::with_clock(quota, QuotaClock::fixed(noon_pacific()));
+    YouTubeMusicProvider::with_client(YouTubeClient::with_api(api, Arc::new(meter)))
 }
 
 fn token() -> StaticToken {
@@ -208,7 +216,7 @@ async fn a_recorded_library_scans_into_tracks_playlists_and_subscriptions() {
     assert!(library.saved_albums.is_empty());
     // One call a page, one unit each; durations only for the video the liked list lacked.
     assert_eq!(transport.asked().len(), 5, "{:?}", transport.asked());
-    assert_eq!(youtube.client().quota().used_at(chrono::Utc::now()), 5);
+    assert_eq!(youtube.client().quota().used_at(noon_pacific()), 5);
     assert!(transport.asked().iter().all(|a| a.contains("maxResults=50") || a.contains("id=FGBhQbmPwH8")));
 }
 
@@ -269,7 +277,11 @@ fn batch(kind: ActionKind, actions: Vec<Action>) -> Batch {
 }
 
 fn unlike(id: u32, video: &str) -> Action {
-    action(id, ActionKind::UnlikeTrack, Target::Track { track_id: video.into(), entry_id: None, added_at: None })
+    action(
+        id,
+        ActionKind::UnlikeTrack,
+        Target::Track { track_id: video.into(), entry_id: None, added_at: None, disliked: false },
+    )
 }
 
 #[tokio::test]
@@ -303,7 +315,7 @@ async fn googles_quota_403_is_quota_exceeded_and_stops_the_batch_until_the_reset
     let err =
         youtube.apply(&token(), &batch(ActionKind::UnlikeTrack, vec![unlike(0, "ddddddddddd")])).await.unwrap_err();
     let ProviderError::QuotaExceeded { retry_after: Some(wait), .. } = err else { panic!("{err:?}") };
-    assert!(wait > Duration::ZERO && wait <= Duration::from_secs(25 * 3600));
+    assert_eq!(wait, Duration::from_secs(12 * 3600), "from noon to midnight Pacific");
     assert_eq!(transport.asked().len(), 2);
 }
 
@@ -374,7 +386,7 @@ async fn removals_of_what_is_gone_are_confirmed() {
     );
     let outcomes = youtube.apply(&token(), &batch(ActionKind::UnfollowArtist, vec![unfollow])).await.unwrap();
     assert!(matches!(&outcomes[0].outcome, Outcome::Confirmed { note: Some(n) } if n.contains("already unsubscribed")));
-    assert_eq!(youtube.client().quota().used_at(chrono::Utc::now()), 50 + 50 + 50 + 1);
+    assert_eq!(youtube.client().quota().used_at(noon_pacific()), 50 + 50 + 50 + 1);
 }
 
 #[tokio::test]

@@ -2,10 +2,17 @@
 //! paging with page tokens, the quota (exhaustion, a plan split across days), OAuth with
 //! Google's non-rotating refresh and revocation, the 204s, Google's error bodies.
 //!
+//! The quota day of the emulator and of the adapter's meter is read from a [`Clock`] the
+//! test sets (noon Pacific unless a test moves it), never from the system clock: a test
+//! run within two minutes of midnight Pacific would otherwise see the quota reset mid-test
+//! (the executor waits out a reset that close and carries on with a fresh day).
+//!
 //! Run: `cargo test -p dnp-providers --no-default-features --features youtube_music,emulator --test youtube_music_emulator`
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
 
 use dnp_core::{
     ActionKind, ArtistCredit, ArtistIdentity, BatchId, BlockedSet, CancelFlag, Completion, CreditRole, DnpEntry,
@@ -14,9 +21,9 @@ use dnp_core::{
 };
 use dnp_providers::emulator::{EmulatorConfig, LibraryShape, generate_library};
 use dnp_providers::youtube_music::emulator::YouTubeMusicEmulator;
-use dnp_providers::youtube_music::quota::until_reset;
+use dnp_providers::youtube_music::quota::{QuotaClock, QuotaMeter, until_reset};
 use dnp_providers::youtube_music::{
-    SCOPES, YouTubeMusicAuth, YouTubeMusicConfig, YouTubeMusicProvider, test_http_config,
+    SCOPES, YouTubeClient, YouTubeMusicAuth, YouTubeMusicConfig, YouTubeMusicProvider, test_http_config,
 };
 use reqwest::{Client, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
@@ -29,21 +36,71 @@ fn youtube() -> ProviderId {
     ProviderId::new(ProviderId::YOUTUBE_MUSIC).unwrap()
 }
 
+/// 12:00 Pacific Standard Time (20:00 UTC) on a winter day: twelve hours from the reset.
+fn noon_pacific() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 15, 20, 0, 0).unwrap()
+}
+
+/// The time as the quota sees it, shared by an emulator and the adapters of a test; it
+/// moves only when the test moves it.
+#[derive(Clone)]
+struct Clock(Arc<Mutex<DateTime<Utc>>>);
+
+impl Clock {
+    fn at(t: DateTime<Utc>) -> Self {
+        Self(Arc::new(Mutex::new(t)))
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap()
+    }
+
+    fn set(&self, t: DateTime<Utc>) {
+        *self.0.lock().unwrap() = t;
+    }
+
+    fn quota(&self) -> QuotaClock {
+        let clock = self.clone();
+        QuotaClock::from_fn(move || clock.now())
+    }
+}
+
+/// An emulator whose quota day follows `clock`.
+fn start_emulator(config: EmulatorConfig, clock: &Clock) -> YouTubeMusicEmulator {
+    let emulator = YouTubeMusicEmulator::start(config).unwrap();
+    emulator.set_quota_clock(clock.quota());
+    emulator
+}
+
+/// An adapter of `daily_quota` units whose meter follows `clock`.
+fn provider(emulator: &YouTubeMusicEmulator, daily_quota: u64, clock: &Clock) -> YouTubeMusicProvider {
+    let meter = Arc::new(QuotaMeter::with_clock(daily_quota, clock.quota()));
+    YouTubeMusicProvider::with_client(YouTubeClient::with_meter(&config(emulator, daily_quota), meter).unwrap())
+}
+
 struct Fixture {
     emulator: YouTubeMusicEmulator,
+    clock: Clock,
     library: LibrarySnapshot,
     token: String,
     http: Client,
 }
 
+impl Fixture {
+    fn provider(&self) -> YouTubeMusicProvider {
+        provider(&self.emulator, 10_000, &self.clock)
+    }
+}
+
 fn fixture() -> Fixture {
-    let emulator = YouTubeMusicEmulator::start(EmulatorConfig { seed: 3, ..EmulatorConfig::default() }).unwrap();
+    let clock = Clock::at(noon_pacific());
+    let emulator = start_emulator(EmulatorConfig { seed: 3, ..EmulatorConfig::default() }, &clock);
     let library = generate_library(&youtube(), LibraryShape::SMALL, 11);
     emulator.seed_user(USER, &library);
     emulator.register_redirect_uri(REDIRECT).unwrap();
     let (token, _) = emulator.issue_tokens(USER, Duration::from_secs(3600));
     let http = Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    Fixture { emulator, library, token, http }
+    Fixture { emulator, clock, library, token, http }
 }
 
 fn config(emulator: &YouTubeMusicEmulator, daily_quota: u64) -> YouTubeMusicConfig {
@@ -242,7 +299,7 @@ async fn writes_need_a_write_scope() {
     assert_eq!(reason(&body), "insufficientPermissions");
 
     // Through the adapter, a missing scope means the user must connect again.
-    let provider = YouTubeMusicProvider::new(config(&f.emulator, 10_000)).unwrap();
+    let provider = f.provider();
     let token = StaticToken::new(youtube(), SecretString::from(readonly));
     let batch = dnp_core::Batch {
         kind: ActionKind::UnlikeTrack,
@@ -259,7 +316,7 @@ fn unlike_action(id: u32, video: &str) -> dnp_core::Action {
     dnp_core::Action {
         id: dnp_core::ActionId(id),
         kind: ActionKind::UnlikeTrack,
-        target: dnp_core::Target::Track { track_id: video.to_owned(), entry_id: None, added_at: None },
+        target: dnp_core::Target::Track { track_id: video.to_owned(), entry_id: None, added_at: None, disliked: false },
         reason: dnp_core::Reason {
             entry_id: EntryId::new_random(),
             artist_name: "test".into(),
@@ -278,16 +335,14 @@ async fn a_spent_quota_is_quota_exceeded_with_the_time_to_reset() {
     // 120 liked videos (3 pages), 25 subscriptions (1), the playlists (1) and their items
     // (16) and durations: a scan needs more than 10 units.
     f.emulator.set_daily_quota(10);
-    let provider = YouTubeMusicProvider::new(config(&f.emulator, 10_000)).unwrap();
+    let provider = f.provider();
     let token = StaticToken::new(youtube(), SecretString::from(f.token.clone()));
     let err = provider.scan(&token, &NoProgress).await.unwrap_err();
     let ProviderError::QuotaExceeded { retry_after: Some(wait), .. } = err else {
         panic!("expected QuotaExceeded with a reset time, got {err:?}");
     };
-    let expected = until_reset(chrono::Utc::now());
-    let gap = wait.abs_diff(expected);
-    assert!(gap < Duration::from_secs(60), "{wait:?} vs {expected:?}");
-    assert!(wait <= Duration::from_secs(25 * 3600));
+    assert_eq!(wait, until_reset(f.clock.now()));
+    assert_eq!(wait, Duration::from_secs(12 * 3600), "from noon to midnight Pacific");
     assert_eq!(f.emulator.quota_used(), 10, "the emulator charged what it allowed, no more");
 
     // The service said the day is spent: the adapter now refuses without a request, and
@@ -310,12 +365,12 @@ async fn a_spent_quota_is_quota_exceeded_with_the_time_to_reset() {
 #[tokio::test]
 async fn the_quota_is_counted_at_the_real_costs() {
     let f = fixture();
-    let provider = YouTubeMusicProvider::new(config(&f.emulator, 10_000)).unwrap();
+    let provider = f.provider();
     let token = StaticToken::new(youtube(), SecretString::from(f.token.clone()));
     let library = provider.scan(&token, &NoProgress).await.unwrap();
     let reads = f.emulator.request_log().len() as u64;
     assert_eq!(f.emulator.quota_used(), reads, "a list call is 1 unit");
-    assert_eq!(provider.client().quota().used_at(chrono::Utc::now()), reads, "the adapter counts the same");
+    assert_eq!(provider.client().quota().used_at(f.clock.now()), reads, "the adapter counts the same");
     assert_eq!(library.liked_tracks.len(), 120);
 
     let video = &library.liked_tracks[0].track.id;
@@ -372,13 +427,14 @@ fn blocked_library(n: usize) -> (LibrarySnapshot, DnpList) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plan_over_the_quota_is_split_across_days_and_finished_the_next_day() {
-    let emulator = YouTubeMusicEmulator::start(EmulatorConfig::default()).unwrap();
+    let clock = Clock::at(noon_pacific());
+    let emulator = start_emulator(EmulatorConfig::default(), &clock);
     let (library, list) = blocked_library(250);
     emulator.seed_user(USER, &library);
     emulator.register_redirect_uri(REDIRECT).unwrap();
     let (access, _) = emulator.issue_tokens(USER, Duration::from_secs(3600));
     let token = StaticToken::new(youtube(), SecretString::from(access));
-    let provider = YouTubeMusicProvider::new(config(&emulator, 10_000)).unwrap();
+    let provider = provider(&emulator, 10_000, &clock);
 
     let scanned = provider.scan(&token, &NoProgress).await.unwrap();
     let caps = provider.capabilities();
@@ -408,16 +464,17 @@ async fn a_plan_over_the_quota_is_split_across_days_and_finished_the_next_day() 
     assert!(emulator.quota_used() <= 10_000);
     assert_eq!(emulator.library(USER).liked_tracks.len() as u64, 260 - today);
 
-    // Tomorrow (a new quota day: the service's count and a fresh meter): the same batch
-    // id resumes, the rest runs.
-    emulator.reset_quota();
-    let tomorrow = YouTubeMusicProvider::new(config(&emulator, 10_000)).unwrap();
-    let report = Executor::new(&tomorrow, &token, &log)
+    // Tomorrow (a new quota day for the service and for the same adapter's meter): the
+    // same batch id resumes, the rest runs.
+    clock.set(noon_pacific() + chrono::Duration::days(1));
+    assert_eq!(provider.capabilities().quota.map(|q| q.remaining_today), Some(10_000), "the meter rolled over");
+    let report = Executor::new(&provider, &token, &log)
         .with_config(ExecutorConfig { through_day: 1, ..ExecutorConfig::default() })
         .execute(batch, &planned, &NoProgress, &CancelFlag::new())
         .await
         .unwrap();
     assert_eq!((report.completion, report.confirmed, report.not_run), (Completion::Finished, 250, 0));
+    assert_eq!(emulator.quota_used(), (250 - today) * 50, "the second day paid only for the rest");
     let left = emulator.library(USER);
     assert_eq!(left.liked_tracks.len(), 10);
     assert!(left.liked_tracks.iter().all(|l| l.track.artists[0].name == "Other"));
@@ -451,7 +508,7 @@ async fn oauth_with_pkce_offline_access_refresh_without_rotation_and_revocation(
     assert!(refreshed.refresh_token.is_none());
     assert_ne!(refreshed.access_token.expose_secret(), tokens.access_token.expose_secret());
     let again = auth.refresh(&refresh).await.unwrap();
-    let provider = YouTubeMusicProvider::new(config(&f.emulator, 10_000)).unwrap();
+    let provider = f.provider();
     let token = StaticToken::new(youtube(), again.access_token.clone());
     assert_eq!(provider.scan(&token, &NoProgress).await.unwrap().liked_tracks.len(), 120);
 
@@ -474,9 +531,8 @@ async fn oauth_with_pkce_offline_access_refresh_without_rotation_and_revocation(
 #[tokio::test]
 async fn an_expired_token_is_refreshed_through_the_token_store() {
     let f = fixture();
-    let config = config(&f.emulator, 10_000);
-    let auth: Arc<dyn ProviderAuth> = Arc::new(YouTubeMusicAuth::new(config.clone()).unwrap());
-    let provider = YouTubeMusicProvider::new(config).unwrap();
+    let auth: Arc<dyn ProviderAuth> = Arc::new(YouTubeMusicAuth::new(config(&f.emulator, 10_000)).unwrap());
+    let provider = f.provider();
     let (access, refresh) = f.emulator.issue_tokens(USER, Duration::from_secs(3600));
     let store = Arc::new(dnp_core::memory::MemoryTokenStore::new());
     let tokens = dnp_core::TokenSet {
@@ -501,7 +557,7 @@ async fn an_expired_token_is_refreshed_through_the_token_store() {
 #[tokio::test]
 async fn artist_search_finds_topic_channels_first_for_100_units() {
     let f = fixture();
-    let provider = YouTubeMusicProvider::new(config(&f.emulator, 10_000)).unwrap();
+    let provider = f.provider();
     let token = StaticToken::new(youtube(), SecretString::from(f.token.clone()));
     let artist = &f.library.followed_artists[0].artist;
     let found = provider.search_artists(&token, &artist.name, 5).await.unwrap();
@@ -517,15 +573,22 @@ async fn artist_search_finds_topic_channels_first_for_100_units() {
 }
 
 /// Another process spent the project's quota: the adapter's own count still shows units,
-/// Google says no. The executor stops and leaves the rest planned.
+/// Google says no. The executor stops (the reset is twelve hours away, past its longest
+/// wait) and leaves the rest planned; the next quota day the same batch id sends what the
+/// service's quota pays for then, and nothing is sent twice or lost.
+///
+/// The clock is fixed at noon Pacific. On the system clock this test failed whenever it ran
+/// within two minutes of midnight Pacific: the executor waited out the reset, as it should
+/// for a reset that close, and the fresh day paid for 5 more writes (10 confirmed, not 5).
 #[tokio::test]
 async fn an_enforcement_stops_when_google_says_the_quota_is_spent() {
-    let emulator = YouTubeMusicEmulator::start(EmulatorConfig::default()).unwrap();
+    let clock = Clock::at(noon_pacific());
+    let emulator = start_emulator(EmulatorConfig::default(), &clock);
     let (library, list) = blocked_library(20);
     emulator.seed_user(USER, &library);
     let (access, _) = emulator.issue_tokens(USER, Duration::from_secs(3600));
     let token = StaticToken::new(youtube(), SecretString::from(access));
-    let provider = YouTubeMusicProvider::new(config(&emulator, 10_000)).unwrap();
+    let provider = provider(&emulator, 10_000, &clock);
     let scanned = provider.scan(&token, &NoProgress).await.unwrap();
     let planned = plan(
         &scanned,
@@ -535,16 +598,28 @@ async fn an_enforcement_stops_when_google_says_the_quota_is_spent() {
     );
     assert_eq!((planned.summary.total_actions, planned.summary.days), (20, 1), "the adapter thinks it fits today");
     // The scan took 3 units; 5 writes more are left at the service.
-    emulator.set_daily_quota(emulator.quota_used() + 5 * 50);
+    let read_units = emulator.quota_used();
+    emulator.set_daily_quota(read_units + 5 * 50);
     let log = MemoryActionLog::new();
-    let report = Executor::new(&provider, &token, &log)
-        .execute(BatchId::new_random(), &planned, &NoProgress, &CancelFlag::new())
-        .await
-        .unwrap();
+    let batch = BatchId::new_random();
+    let report =
+        Executor::new(&provider, &token, &log).execute(batch, &planned, &NoProgress, &CancelFlag::new()).await.unwrap();
     assert_eq!(report.completion, Completion::ProviderUnavailable);
     assert_eq!((report.confirmed, report.failed, report.not_run), (5, 0, 15));
     assert_eq!(provider.capabilities().quota.map(|q| q.remaining_today), Some(0));
+    assert_eq!(emulator.quota_used(), read_units + 5 * 50, "the refused write was not charged");
     assert_eq!(emulator.library(USER).liked_tracks.len(), 25);
+    let rates = || emulator.log().count("POST", "/youtube/v3/videos/rate");
+    assert_eq!(rates(), 6, "5 writes and the one refused; after it the adapter sent none");
+
+    // The next quota day: the same batch id resumes where it stopped.
+    clock.set(noon_pacific() + chrono::Duration::days(1));
+    let report =
+        Executor::new(&provider, &token, &log).execute(batch, &planned, &NoProgress, &CancelFlag::new()).await.unwrap();
+    assert_eq!(report.completion, Completion::ProviderUnavailable, "the service's day pays for 5 writes again");
+    assert_eq!((report.confirmed, report.failed, report.not_run), (10, 0, 10));
+    assert_eq!(emulator.library(USER).liked_tracks.len(), 20);
+    assert_eq!(rates(), 12, "5 more writes and one refused; none of the first 5 again");
 }
 
 /// A plan made without playlist item ids (an imported snapshot): the entry is found by
@@ -552,7 +627,7 @@ async fn an_enforcement_stops_when_google_says_the_quota_is_spent() {
 #[tokio::test]
 async fn playlist_removals_without_item_ids_resolve_by_position() {
     let f = fixture();
-    let provider = YouTubeMusicProvider::new(config(&f.emulator, 10_000)).unwrap();
+    let provider = f.provider();
     let token = StaticToken::new(youtube(), SecretString::from(f.token.clone()));
     let before = f.emulator.library(USER);
     let (playlist, video, positions) = before

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
 use dnp_core::{ProviderError, ProviderId};
 use reqwest::Method;
 use serde::de::DeserializeOwned;
@@ -89,10 +88,19 @@ impl YouTubeClient {
     /// # Errors
     /// [`ConfigError`] when the base URL is unusable.
     pub fn new(config: &YouTubeMusicConfig) -> Result<Self, ConfigError> {
+        Self::with_meter(config, Arc::new(QuotaMeter::new(config.daily_quota)))
+    }
+
+    /// A client of the Data API at `config.api_base_url` that counts against `quota` (one
+    /// meter per Google Cloud project; its clock decides when the day ends, which tests fix).
+    ///
+    /// # Errors
+    /// [`ConfigError`] when the base URL is unusable.
+    pub fn with_meter(config: &YouTubeMusicConfig, quota: Arc<QuotaMeter>) -> Result<Self, ConfigError> {
         let provider = ProviderId::new(ProviderId::YOUTUBE_MUSIC)
             .map_err(|e| ConfigError::Invalid { name: "provider id", reason: e.to_string() })?;
         let api = ApiClient::new(provider, &config.api_base_url, config.http.clone())?;
-        Ok(Self::with_api(api, Arc::new(QuotaMeter::new(config.daily_quota))))
+        Ok(Self::with_api(api, quota))
     }
 
     /// A client over an existing [`ApiClient`] (a scripted transport) and quota meter (one
@@ -130,7 +138,7 @@ impl YouTubeClient {
     /// Sends `request` when `cost` units are left today, counting them; a `quotaExceeded`
     /// answer marks the day spent. Either way the error says how long until the reset.
     async fn send(&self, auth: &AuthSession<'_>, cost: u64, request: ApiRequest) -> Result<ApiResponse, ProviderError> {
-        let now = Utc::now();
+        let now = self.quota.now();
         if let Err(until_reset) = self.quota.reserve_at(now, cost) {
             tracing::info!(endpoint = request.endpoint(), cost, "daily quota spent; not sending");
             return Err(ProviderError::QuotaExceeded {
@@ -141,7 +149,7 @@ impl YouTubeClient {
         match self.api.send(Some(auth), &request).await {
             Ok(response) => Ok(response),
             Err(ProviderError::QuotaExceeded { provider, .. }) => {
-                let until_reset = self.quota.exhaust_at(Utc::now());
+                let until_reset = self.quota.exhaust_at(self.quota.now());
                 tracing::warn!(endpoint = request.endpoint(), "the service says the daily quota is spent");
                 Err(ProviderError::QuotaExceeded { provider, retry_after: Some(until_reset) })
             }

@@ -23,8 +23,14 @@
 //! other processes using the same project (more server replicas, a script) spend units it
 //! does not see, which the Google Cloud console shows. When Google answers `quotaExceeded`,
 //! the meter is set to spent until the reset, whatever it counted.
+//!
+//! # Which clock
+//! The meter and the emulator read the time from a [`QuotaClock`]: the system clock, or in
+//! tests a fixed instant, so that a test never depends on how close to midnight Pacific it
+//! happens to run (a run a minute before the reset would see the quota come back mid-test).
 
-use std::sync::Mutex;
+use std::fmt;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Datelike, Duration as ChronoDuration, NaiveDate, NaiveDateTime, TimeZone, Utc, Weekday};
@@ -88,6 +94,49 @@ pub fn until_reset(utc: DateTime<Utc>) -> Duration {
     (next_reset(utc) - utc).to_std().unwrap_or(Duration::ZERO)
 }
 
+/// Where the quota reads the time: the system clock ([`QuotaClock::system`], the default)
+/// or, in tests, a clock of the caller's ([`QuotaClock::fixed`], [`QuotaClock::from_fn`]).
+/// Cheap to clone.
+///
+/// ```
+/// use chrono::{TimeZone, Utc};
+/// use dnp_providers::youtube_music::quota::{QuotaClock, until_reset};
+///
+/// let noon = Utc.with_ymd_and_hms(2026, 1, 15, 20, 0, 0).unwrap(); // 12:00 PST
+/// let clock = QuotaClock::fixed(noon);
+/// assert_eq!(until_reset(clock.now()).as_secs(), 12 * 3600);
+/// ```
+#[derive(Clone, Default)]
+pub struct QuotaClock(Option<Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>>);
+
+impl QuotaClock {
+    /// The system clock ([`Utc::now`]).
+    pub fn system() -> Self {
+        Self(None)
+    }
+
+    /// A clock that always says `at`.
+    pub fn fixed(at: DateTime<Utc>) -> Self {
+        Self::from_fn(move || at)
+    }
+
+    /// A clock that asks `now`.
+    pub fn from_fn(now: impl Fn() -> DateTime<Utc> + Send + Sync + 'static) -> Self {
+        Self(Some(Arc::new(now)))
+    }
+
+    /// The time now by this clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.0.as_ref().map_or_else(Utc::now, |now| now())
+    }
+}
+
+impl fmt::Debug for QuotaClock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() { "QuotaClock(custom)" } else { "QuotaClock(system)" })
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Day {
     day: NaiveDate,
@@ -111,18 +160,29 @@ struct Day {
 #[derive(Debug)]
 pub struct QuotaMeter {
     daily: u64,
+    clock: QuotaClock,
     state: Mutex<Day>,
 }
 
 impl QuotaMeter {
-    /// A meter of `daily_units` a day, nothing spent.
+    /// A meter of `daily_units` a day on the system clock, nothing spent.
     pub fn new(daily_units: u64) -> Self {
-        Self { daily: daily_units, state: Mutex::new(Day { day: NaiveDate::MIN, used: 0 }) }
+        Self::with_clock(daily_units, QuotaClock::system())
+    }
+
+    /// A meter of `daily_units` a day that reads the time from `clock`, nothing spent.
+    pub fn with_clock(daily_units: u64, clock: QuotaClock) -> Self {
+        Self { daily: daily_units, clock, state: Mutex::new(Day { day: NaiveDate::MIN, used: 0 }) }
     }
 
     /// Units a day.
     pub fn daily_units(&self) -> u64 {
         self.daily
+    }
+
+    /// The time now by the meter's clock (what the `_at` methods are called with).
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
     }
 
     fn today(&self, now: DateTime<Utc>) -> std::sync::MutexGuard<'_, Day> {
@@ -144,9 +204,9 @@ impl QuotaMeter {
         self.daily.saturating_sub(self.used_at(now))
     }
 
-    /// Units left today.
+    /// Units left today (by the meter's clock).
     pub fn remaining(&self) -> u64 {
-        self.remaining_at(Utc::now())
+        self.remaining_at(self.now())
     }
 
     /// Counts `units` as spent on the day of `now` if they are left.

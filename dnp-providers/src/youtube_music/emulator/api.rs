@@ -273,7 +273,7 @@ fn begin(app: &Shared, headers: &HeaderMap, scopes: &[&str], cost: u64) -> Resul
         return Err(ApiError::forbidden("insufficientPermissions", "Request had insufficient authentication scopes."));
     }
     let mut store = lock(&app.store);
-    if !store.quota.charge(Utc::now(), cost) {
+    if !store.quota.charge(cost) {
         return Err(ApiError::quota_exceeded());
     }
     store.user_mut(&info.user_id);

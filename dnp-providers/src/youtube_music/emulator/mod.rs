@@ -74,7 +74,8 @@
 //! Costs are the real ones: 1 unit a list call, 50 a write (`videos.rate`, inserts,
 //! deletes), 100 a search. A call the quota cannot pay is refused `403 quotaExceeded`
 //! (domain `youtube.quota`) and changes nothing; invalid requests are charged too, as
-//! Google does.
+//! Google does. The day is read from a [`QuotaClock`], the system clock unless a test fixes
+//! it with [`set_quota_clock`](YouTubeMusicEmulator::set_quota_clock).
 //!
 //! # Faults
 //! Every request passes the shared [instrumentation](crate::emulator::instrument): the
@@ -120,7 +121,6 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use chrono::Utc;
 use dnp_core::{LibrarySnapshot, ProviderId};
 use rand::RngExt;
 
@@ -131,6 +131,7 @@ use crate::emulator::{
     EmulatorConfig, EmulatorError, FaultInjector, FaultRenderer, Instrumentation, Latency, LoggedRequest, RequestLog,
     ServerHandle, instrument, serve_with,
 };
+use crate::youtube_music::quota::QuotaClock;
 
 /// The user an authorization approves as when nobody signed in and nothing was seeded.
 const DEFAULT_USER: &str = "emulator_user";
@@ -296,7 +297,15 @@ impl YouTubeMusicEmulator {
 
     /// Units spent today (Pacific time).
     pub fn quota_used(&self) -> u64 {
-        lock(&self.shared.store).quota.used_now(Utc::now())
+        lock(&self.shared.store).quota.used_now()
+    }
+
+    /// Makes the quota read the time from `clock` (the system clock by default): a test
+    /// that fixes it runs on the same quota day however close to midnight Pacific it runs.
+    /// Give the adapter's [`QuotaMeter`](crate::youtube_music::quota::QuotaMeter) the same
+    /// clock.
+    pub fn set_quota_clock(&self, clock: QuotaClock) {
+        lock(&self.shared.store).quota.clock = clock;
     }
 
     /// Forgets today's spending, as midnight Pacific time does.

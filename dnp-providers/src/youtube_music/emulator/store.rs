@@ -15,7 +15,7 @@ use rand::{RngExt, SeedableRng};
 use sha2::{Digest, Sha256};
 
 use crate::youtube_music::model::{TOPIC_SUFFIX, channel_artist_name, channel_url, playlist_url, video_track};
-use crate::youtube_music::quota::{DEFAULT_DAILY_QUOTA, quota_day};
+use crate::youtube_music::quota::{DEFAULT_DAILY_QUOTA, QuotaClock, quota_day};
 
 const ID_CHARS: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-_";
 
@@ -77,16 +77,23 @@ pub(crate) struct QuotaState {
     pub(crate) daily: u64,
     pub(crate) used: u64,
     pub(crate) day: NaiveDate,
+    /// Where "now" comes from (the system clock unless a test fixed it).
+    pub(crate) clock: QuotaClock,
 }
 
 impl QuotaState {
-    /// Charges `cost` units now, or says the day is spent (nothing charged).
-    pub(crate) fn charge(&mut self, now: DateTime<Utc>, cost: u64) -> bool {
-        let day = quota_day(now);
+    /// Starts a new day's count when the clock has passed midnight Pacific.
+    fn roll_over(&mut self) {
+        let day = quota_day(self.clock.now());
         if day != self.day {
             self.day = day;
             self.used = 0;
         }
+    }
+
+    /// Charges `cost` units now, or says the day is spent (nothing charged).
+    pub(crate) fn charge(&mut self, cost: u64) -> bool {
+        self.roll_over();
         if self.used.saturating_add(cost) > self.daily {
             return false;
         }
@@ -94,12 +101,9 @@ impl QuotaState {
         true
     }
 
-    pub(crate) fn used_now(&mut self, now: DateTime<Utc>) -> u64 {
-        let day = quota_day(now);
-        if day != self.day {
-            self.day = day;
-            self.used = 0;
-        }
+    /// Units spent today.
+    pub(crate) fn used_now(&mut self) -> u64 {
+        self.roll_over();
         self.used
     }
 }
@@ -148,7 +152,7 @@ impl Store {
             playlists: HashMap::new(),
             rng: Xoshiro256PlusPlus::seed_from_u64(seed ^ 0x0079_0075_7475_6265),
             last_seeded: None,
-            quota: QuotaState { daily: DEFAULT_DAILY_QUOTA, used: 0, day: NaiveDate::MIN },
+            quota: QuotaState { daily: DEFAULT_DAILY_QUOTA, used: 0, day: NaiveDate::MIN, clock: QuotaClock::system() },
         }
     }
 
