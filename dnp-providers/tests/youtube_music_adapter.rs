@@ -277,11 +277,7 @@ fn batch(kind: ActionKind, actions: Vec<Action>) -> Batch {
 }
 
 fn unlike(id: u32, video: &str) -> Action {
-    action(
-        id,
-        ActionKind::UnlikeTrack,
-        Target::Track { track_id: video.into(), entry_id: None, added_at: None, disliked: false },
-    )
+    action(id, ActionKind::UnlikeTrack, Target::Track { track_id: video.into(), entry_id: None, added_at: None })
 }
 
 #[tokio::test]
