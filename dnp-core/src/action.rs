@@ -105,6 +105,11 @@ pub enum Target {
         /// When it was liked (restored on rollback where the service allows).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         added_at: Option<DateTime<Utc>>,
+        /// Whether the track was rated "dislike" before the action: a rollback that likes
+        /// it again rates it "dislike" again, and undoing a dislike of a track that was
+        /// already disliked leaves the rating.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        disliked: bool,
     },
     /// A saved album.
     Album {

@@ -71,6 +71,9 @@ impl Catalog {
 ///   the track, else the first entry with the track; inserts clamp the position to the
 ///   playlist's length and say so in the outcome's note.
 /// - An id unknown to the catalog fails with `not_found`.
+/// - Liking a track adds it unrated, whatever the target's `disliked` (that is the
+///   before-state): a rating is its own action, [`ActionKind::DislikeTrack`], which a
+///   rollback plans after the re-like of a track that was disliked.
 pub fn apply_action(library: &mut LibrarySnapshot, catalog: &Catalog, action: &Action) -> Outcome {
     let confirmed = Outcome::Confirmed { note: None };
     let not_found = |what: &str, id: &str| {
@@ -85,7 +88,7 @@ pub fn apply_action(library: &mut LibrarySnapshot, catalog: &Catalog, action: &A
             library.liked_tracks.retain(|l| l.track.id != *track_id);
             confirmed
         }
-        (ActionKind::LikeTrack, Target::Track { track_id, entry_id, added_at }) => {
+        (ActionKind::LikeTrack, Target::Track { track_id, entry_id, added_at, .. }) => {
             if library.liked_tracks.iter().any(|l| l.track.id == *track_id) {
                 return confirmed;
             }

@@ -151,6 +151,7 @@ pub fn plan(
                     track_id: liked.track.id.clone(),
                     entry_id: liked.entry_id.clone(),
                     added_at: liked.added_at,
+                    disliked: liked.disliked,
                 };
                 planner.track_action(ActionKind::UnlikeTrack, target, reason, &liked.track, liked.disliked);
             }
@@ -248,12 +249,23 @@ pub fn plan(
 /// Plans the undoing of `done`: the actions an enforcement confirmed, in any order.
 ///
 /// # Behavior
-/// - Each action becomes its inverse ([`Action::inverse`]), numbered from 0.
+/// - Each action becomes its inverse ([`Action::inverse`]), numbered from 0, and the
+///   item returns to its recorded before-state, rating included:
+///   - a track that was disliked before it was unliked is liked again, then rated
+///     "dislike" again ([`ActionKind::DislikeTrack`], in batches after every re-like, its
+///     `inverse_of` the unlike too); where the provider cannot rate, that restoration is
+///     listed as skipped;
+///   - a dislike of a track that was already disliked is not undone (clearing the rating
+///     would lose the user's own dislike).
 /// - Playlist re-insertions run per playlist in ascending original position, so every
 ///   item returns to its former index when the playlist has not changed since.
 /// - Batched within `capabilities`; kinds the provider cannot do are listed as skipped.
 pub fn rollback_plan(provider: &ProviderId, original: BatchId, done: &[Action], capabilities: &Capabilities) -> Plan {
-    let mut inverses: Vec<Action> = done.iter().enumerate().map(|(i, a)| a.inverse(ActionId(i as u32))).collect();
+    let mut inverses: Vec<Action> = done
+        .iter()
+        .filter(|a| !(a.kind == ActionKind::DislikeTrack && matches!(a.target, Target::Track { disliked: true, .. })))
+        .map(|a| a.inverse(ActionId(0)))
+        .collect();
     // Group each playlist's inserts and order them by position; keep everything else first.
     inverses.sort_by(|a, b| {
         let key = |x: &Action| match &x.target {
@@ -264,18 +276,35 @@ pub fn rollback_plan(provider: &ProviderId, original: BatchId, done: &[Action], 
     });
     let mut skipped = Vec::new();
     let mut actions = Vec::new();
-    for (i, mut action) in inverses.into_iter().enumerate() {
-        action.id = ActionId(i as u32);
+    let mut next = 0u32;
+    let mut plan_or_skip = |mut action: Action, out: &mut Vec<Action>| {
+        action.id = ActionId(next);
+        next += 1;
         match capabilities.support(action.kind) {
             Support::Unsupported { reason, alternative } => {
                 skipped.push(Skipped { action, reason: SkipReason::Unsupported { reason, alternative }, url: None })
             }
-            _ => actions.push(action),
+            _ => out.push(action),
         }
+    };
+    for action in inverses {
+        plan_or_skip(action, &mut actions);
     }
+    // The dislike rating of each re-liked track that had one, after every re-like.
+    let mut rated = Vec::new();
+    let relikes: Vec<Action> = actions
+        .iter()
+        .filter(|a| a.kind == ActionKind::LikeTrack && matches!(a.target, Target::Track { disliked: true, .. }))
+        .cloned()
+        .collect();
+    for like in relikes {
+        plan_or_skip(Action { kind: ActionKind::DislikeTrack, ..like }, &mut rated);
+    }
+    let mut batches = batch_actions(actions, capabilities);
+    batches.extend(batch_actions(rated, capabilities));
     let mut plan = Plan {
         provider: provider.clone(),
-        batches: batch_actions(actions, capabilities),
+        batches,
         skipped,
         summary: PlanSummary::default(),
         rollback_of: Some(original),

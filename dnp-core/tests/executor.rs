@@ -628,6 +628,34 @@ async fn rollback_runs_as_a_new_batch_and_restores_the_library() {
     assert!(diff(&original, &restored).is_empty());
 }
 
+/// Regression: a disliked track that enforcement unliked came back liked but unrated.
+#[tokio::test]
+async fn rollback_restores_the_dislike_rating_of_a_re_liked_track() {
+    let caps = caps(50);
+    let mut original = library();
+    original.liked_tracks[0].disliked = true; // t1, by the blocked artist
+    let plan = make_plan(&original, &caps);
+    let provider = MemoryProvider::new(original.clone(), caps.clone());
+    let log = MemoryActionLog::new();
+    let batch = BatchId::new_random();
+    Executor::new(&provider, &token(), &log).execute(batch, &plan, &NoProgress, &CancelFlag::new()).await.expect("log");
+    assert!(provider.library().liked_tracks.iter().all(|l| l.track.id != "t1"));
+
+    // The rollback is planned from the log alone: the before-state travels in the target.
+    let done = confirmed_actions(&log.actions(batch).await.expect("log"));
+    let rollback = rollback_plan(&spotify(), batch, &done, &caps);
+    let report = Executor::new(&provider, &token(), &log)
+        .execute(BatchId::new_random(), &rollback, &NoProgress, &CancelFlag::new())
+        .await
+        .expect("log");
+    assert_eq!(report.confirmed, rollback.summary.total_actions);
+    let restored = provider.library();
+    let rated: Vec<(&str, bool)> = restored.liked_tracks.iter().map(|l| (l.track.id.as_str(), l.disliked)).collect();
+    let before: Vec<(&str, bool)> = original.liked_tracks.iter().map(|l| (l.track.id.as_str(), l.disliked)).collect();
+    assert_eq!(rated, before);
+    assert_eq!(restored.liked_tracks, original.liked_tracks);
+}
+
 #[tokio::test]
 async fn progress_is_monotonic_and_reaches_the_total() {
     let snapshot = library();

@@ -328,6 +328,73 @@ fn an_already_disliked_track_is_skipped() {
     assert_eq!(plan.summary.skipped.get("already_disliked"), Some(&1));
 }
 
+/// Regression: rolling back the unlike of a disliked track re-liked it unrated: the
+/// target did not record the rating, and the rollback did not restore it.
+#[test]
+fn rolling_back_the_unlike_of_a_disliked_track_rates_it_dislike_again() {
+    let mut disliked = liked(drake_track("t1"));
+    disliked.disliked = true;
+    let snapshot = snapshot_of(vec![disliked, liked(drake_track("t2"))], vec![]);
+    let plan = run(&snapshot, &drake(), &EnforcementPolicy::default(), &caps_all());
+    let targets: Vec<&Target> = plan.actions().map(|a| &a.target).collect();
+    assert!(matches!(targets[0], Target::Track { disliked: true, .. }));
+    assert!(matches!(targets[1], Target::Track { disliked: false, .. }));
+    let done: Vec<Action> = plan.actions().cloned().collect();
+
+    let rollback = rollback_plan(&pid("spotify"), BatchId(Uuid::from_u128(9)), &done, &caps_all());
+    let steps: Vec<(ActionKind, &str, Option<ActionId>)> =
+        rollback.actions().map(|a| (a.kind, a.target.item_id(), a.inverse_of)).collect();
+    assert_eq!(
+        steps,
+        [
+            (ActionKind::LikeTrack, "t1", Some(done[0].id)),
+            (ActionKind::LikeTrack, "t2", Some(done[1].id)),
+            (ActionKind::DislikeTrack, "t1", Some(done[0].id)),
+        ]
+    );
+    // The rating goes in a batch after the re-likes, even when one batch could hold all.
+    let kinds: Vec<ActionKind> = rollback.batches.iter().map(|b| b.kind).collect();
+    assert_eq!(kinds, [ActionKind::LikeTrack, ActionKind::DislikeTrack]);
+    assert_eq!(rollback.summary.total_actions, 3);
+
+    // Where the service cannot rate, the re-like runs and the rating is listed as skipped.
+    let pages =
+        PageSizes { liked_tracks: 50, saved_albums: 50, followed_artists: 50, playlists: 50, playlist_items: 50 };
+    let no_ratings = Capabilities::builder(pages)
+        .supported(ActionKind::UnlikeTrack, 50)
+        .supported(ActionKind::LikeTrack, 50)
+        .unsupported(ActionKind::DislikeTrack, "no rating API", None)
+        .build();
+    let rollback = rollback_plan(&pid("spotify"), BatchId(Uuid::from_u128(9)), &done, &no_ratings);
+    assert_eq!(rollback.actions().map(|a| a.kind).collect::<Vec<_>>(), [ActionKind::LikeTrack; 2]);
+    assert_eq!(rollback.skipped.len(), 1);
+    assert_eq!(rollback.skipped[0].action.kind, ActionKind::DislikeTrack);
+    assert_eq!(rollback.skipped[0].action.target.item_id(), "t1");
+}
+
+#[test]
+fn undoing_a_dislike_of_a_track_already_disliked_keeps_the_rating() {
+    let action = |n: u32, disliked: bool| Action {
+        id: ActionId(n),
+        kind: ActionKind::DislikeTrack,
+        target: Target::Track { track_id: format!("t{n}"), entry_id: None, added_at: None, disliked },
+        reason: Reason {
+            entry_id: EntryId(Uuid::from_u128(1)),
+            artist_name: "Drake".into(),
+            matched: MatchKind::PrimaryCredit,
+            credit: "drake-id".into(),
+            confidence: 1.0,
+        },
+        label: format!("t{n}"),
+        inverse_of: None,
+    };
+    let done = [action(0, false), action(1, true)];
+    let rollback = rollback_plan(&pid("apple_music"), BatchId(Uuid::from_u128(9)), &done, &caps_apple());
+    let steps: Vec<(ActionKind, &str)> = rollback.actions().map(|a| (a.kind, a.target.item_id())).collect();
+    assert_eq!(steps, [(ActionKind::ClearTrackRating, "t0")]);
+    assert!(rollback.skipped.is_empty());
+}
+
 #[test]
 fn a_manual_checklist_item_is_skipped_with_its_url() {
     let snapshot = snapshot_of(vec![], vec![playlist("p1", true, false, true, vec![drake_track("t1")])]);

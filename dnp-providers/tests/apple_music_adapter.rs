@@ -9,9 +9,9 @@ use std::time::Duration;
 use dnp_core::conformance::{LibraryShape, generate_library, subject_artist};
 use dnp_core::memory::MemoryTokenStore;
 use dnp_core::{
-    ActionKind, Alternative, ArtistIdentity, BlockedSet, DnpEntry, DnpList, EnforcementPolicy, EntryId, EntrySource,
-    NoProgress, Outcome, Provider, ProviderAuth, ProviderId, SkipReason, StaticToken, StoredTokenSource, TokenStore,
-    UserId, plan,
+    Action, ActionId, ActionKind, Alternative, ArtistIdentity, BatchId, BlockedSet, DnpEntry, DnpList,
+    EnforcementPolicy, EntryId, EntrySource, NoProgress, Outcome, Provider, ProviderAuth, ProviderId, SkipReason,
+    StaticToken, StoredTokenSource, Target, TokenStore, UserId, plan, rollback_plan,
 };
 use dnp_providers::apple_music::emulator::AppleMusicEmulator;
 use dnp_providers::apple_music::{
@@ -113,6 +113,68 @@ async fn dislikes_are_sent_read_back_and_not_planned_twice() {
     assert!(again.skipped.iter().any(|s| s.reason == SkipReason::AlreadyDisliked));
     // Nothing was removed: Apple has no removal.
     assert_eq!(rescanned.liked_tracks.len(), scanned.liked_tracks.len());
+}
+
+/// Each song's (id, disliked) in library order.
+fn ratings(library: &dnp_core::LibrarySnapshot) -> Vec<(String, bool)> {
+    library.liked_tracks.iter().map(|l| (l.track.id.clone(), l.disliked)).collect()
+}
+
+async fn apply_all(f: &Fixture, plan: &dnp_core::Plan) {
+    for batch in &plan.batches {
+        let outcomes = f.provider.apply(&f.token, batch).await.unwrap();
+        assert!(outcomes.iter().all(|o| matches!(o.outcome, Outcome::Confirmed { .. })), "{outcomes:?}");
+    }
+}
+
+/// Regression: a rollback must put every rating back as it was. A dislike the user had
+/// before enforcement stays, the dislikes dnp sent are deleted, and a disliked song that
+/// comes back to the library (the rollback of an unlike) is rated "dislike" again.
+#[tokio::test]
+async fn rollback_puts_every_rating_back_as_it_was() {
+    let f = fixture();
+    let caps = f.provider.capabilities();
+    let subject = subject_artist(&f.library).unwrap().clone();
+    let blocked = BlockedSet::for_provider(&blocking(&subject), &apple());
+    let scanned = f.provider.scan(&f.token, &NoProgress).await.unwrap();
+    let planned = plan(&scanned, &blocked, &EnforcementPolicy::default(), &caps);
+    let pre = planned.actions().find(|a| a.kind == ActionKind::DislikeTrack).unwrap().target.item_id().to_owned();
+    // The user had disliked one of the artist's songs already.
+    let mut library = f.library.clone();
+    library.liked_tracks.iter_mut().filter(|l| l.track.id == pre).for_each(|l| l.disliked = true);
+    f.emulator.seed_user("alice", &library);
+    let before = f.provider.scan(&f.token, &NoProgress).await.unwrap();
+    assert!(before.liked_tracks.iter().any(|l| l.track.id == pre && l.disliked));
+
+    let enforce = plan(&before, &blocked, &EnforcementPolicy::default(), &caps);
+    assert!(
+        enforce.skipped.iter().any(|s| s.reason == SkipReason::AlreadyDisliked && s.action.target.item_id() == pre)
+    );
+    apply_all(&f, &enforce).await;
+    let done: Vec<Action> = enforce.actions().cloned().collect();
+    let rollback = rollback_plan(&apple(), BatchId::new_random(), &done, &caps);
+    assert!(rollback.actions().all(|a| a.kind == ActionKind::ClearTrackRating && a.target.item_id() != pre));
+    apply_all(&f, &rollback).await;
+    let after = f.provider.scan(&f.token, &NoProgress).await.unwrap();
+    assert_eq!(ratings(&after), ratings(&before));
+
+    // The disliked song left the library (a service that can unlike would have removed it):
+    // undoing that re-adds it (`POST /v1/me/library`), then rates it (`PUT .../ratings`).
+    library.liked_tracks.retain(|l| l.track.id != pre);
+    f.emulator.seed_user("alice", &library);
+    let unlike = Action {
+        id: ActionId(0),
+        kind: ActionKind::UnlikeTrack,
+        target: Target::Track { track_id: pre.clone(), entry_id: None, added_at: None, disliked: true },
+        ..done[0].clone()
+    };
+    let undo = rollback_plan(&apple(), BatchId::new_random(), &[unlike], &caps);
+    let kinds: Vec<ActionKind> = undo.batches.iter().map(|b| b.kind).collect();
+    assert_eq!(kinds, [ActionKind::LikeTrack, ActionKind::DislikeTrack]);
+    apply_all(&f, &undo).await;
+    let restored = f.provider.scan(&f.token, &NoProgress).await.unwrap();
+    assert!(restored.liked_tracks.iter().any(|l| l.track.id == pre && l.disliked), "{:?}", ratings(&restored));
+    assert!(f.emulator.library("alice").liked_tracks.iter().any(|l| l.track.id == pre && l.disliked));
 }
 
 #[tokio::test]
@@ -273,12 +335,22 @@ async fn songs_and_albums_are_added_back_to_the_library() {
             action(
                 0,
                 ActionKind::LikeTrack,
-                dnp_core::Target::Track { track_id: outside.track.id.clone(), entry_id: None, added_at: None },
+                dnp_core::Target::Track {
+                    track_id: outside.track.id.clone(),
+                    entry_id: None,
+                    added_at: None,
+                    disliked: false,
+                },
             ),
             action(
                 1,
                 ActionKind::LikeTrack,
-                dnp_core::Target::Track { track_id: "i.upload-only".into(), entry_id: None, added_at: None },
+                dnp_core::Target::Track {
+                    track_id: "i.upload-only".into(),
+                    entry_id: None,
+                    added_at: None,
+                    disliked: false,
+                },
             ),
         ],
         quota_units: 0,

@@ -154,7 +154,7 @@ mod adapter {
     }
 
     fn track_target(id: &str) -> Target {
-        Target::Track { track_id: id.to_owned(), entry_id: None, added_at: None }
+        Target::Track { track_id: id.to_owned(), entry_id: None, added_at: None, disliked: false }
     }
 
     fn batch(kind: ActionKind, playlist_id: Option<&str>, actions: Vec<Action>) -> Batch {

@@ -123,7 +123,7 @@ async fn removals_and_their_inverses_restore_dates_and_positions() {
 
     let liked: Vec<Target> = before.liked_tracks[2..5]
         .iter()
-        .map(|l| Target::Track { track_id: l.track.id.clone(), entry_id: None, added_at: l.added_at })
+        .map(|l| Target::Track { track_id: l.track.id.clone(), entry_id: None, added_at: l.added_at, disliked: false })
         .collect();
     let unlike = batch(ActionKind::UnlikeTrack, None, liked.clone());
     assert!(confirmed(&provider.apply(&auth, &unlike).await.unwrap()));
@@ -327,7 +327,7 @@ async fn a_request_in_progress_is_waited_out_with_the_same_idempotency_key() {
     let unlike = batch(
         ActionKind::UnlikeTrack,
         None,
-        vec![Target::Track { track_id: "75413016".into(), entry_id: None, added_at: None }],
+        vec![Target::Track { track_id: "75413016".into(), entry_id: None, added_at: None, disliked: false }],
     );
     let outcomes = provider.apply(&auth, &unlike).await.unwrap();
     assert!(confirmed(&outcomes), "{outcomes:?}");
@@ -349,7 +349,7 @@ async fn bad_ids_fail_per_action_without_reaching_the_service() {
     let unlike = batch(
         ActionKind::UnlikeTrack,
         None,
-        vec![Target::Track { track_id: "../../users/me".into(), entry_id: None, added_at: None }],
+        vec![Target::Track { track_id: "../../users/me".into(), entry_id: None, added_at: None, disliked: false }],
     );
     let outcomes = provider.apply(&auth, &unlike).await.unwrap();
     assert!(matches!(&outcomes[0].outcome, Outcome::Failed(f) if f.code == "invalid_input"), "{outcomes:?}");
@@ -357,7 +357,7 @@ async fn bad_ids_fail_per_action_without_reaching_the_service() {
     let dislike = batch(
         ActionKind::DislikeTrack,
         None,
-        vec![Target::Track { track_id: "1".into(), entry_id: None, added_at: None }],
+        vec![Target::Track { track_id: "1".into(), entry_id: None, added_at: None, disliked: false }],
     );
     assert_eq!(provider.apply(&auth, &dislike).await.unwrap_err().code(), "unsupported");
 }

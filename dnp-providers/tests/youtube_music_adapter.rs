@@ -277,7 +277,11 @@ fn batch(kind: ActionKind, actions: Vec<Action>) -> Batch {
 }
 
 fn unlike(id: u32, video: &str) -> Action {
-    action(id, ActionKind::UnlikeTrack, Target::Track { track_id: video.into(), entry_id: None, added_at: None })
+    action(
+        id,
+        ActionKind::UnlikeTrack,
+        Target::Track { track_id: video.into(), entry_id: None, added_at: None, disliked: false },
+    )
 }
 
 #[tokio::test]

@@ -316,7 +316,7 @@ fn unlike_action(id: u32, video: &str) -> dnp_core::Action {
     dnp_core::Action {
         id: dnp_core::ActionId(id),
         kind: ActionKind::UnlikeTrack,
-        target: dnp_core::Target::Track { track_id: video.to_owned(), entry_id: None, added_at: None },
+        target: dnp_core::Target::Track { track_id: video.to_owned(), entry_id: None, added_at: None, disliked: false },
         reason: dnp_core::Reason {
             entry_id: EntryId::new_random(),
             artist_name: "test".into(),

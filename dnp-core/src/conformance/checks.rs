@@ -569,6 +569,7 @@ fn full_batch_targets(kind: ActionKind, state: &LibrarySnapshot, caps: &Capabili
                     track_id: l.track.id.clone(),
                     entry_id: l.entry_id.clone(),
                     added_at: l.added_at,
+                    disliked: l.disliked,
                 })
                 .collect(),
         ),
