@@ -301,6 +301,10 @@ test('notifications and settings', async () => {
   await page.getByLabel('How often').selectOption('24');
   await page.getByRole('button', { name: 'Save schedule' }).click();
   await page.getByText('Next run:').waitFor();
+  await page.getByLabel('Your name').fill('  Ada \u202eLovelace ');
+  await page.getByRole('button', { name: 'Save name' }).click();
+  await page.getByText(/^Signed in as Ada Lovelace \(/).waitFor();
+  assert.equal(await page.getByLabel('Your name').inputValue(), 'Ada Lovelace');
   await shot('12-settings');
   await visit('/dashboard', 'h1');
   assert.notEqual(await page.locator('.stats li', { hasText: 'Next scheduled' }).locator('time').count(), 0);

@@ -83,6 +83,7 @@ async fn no_user_reads_or_changes_another_users_data_through_any_route() {
             let body = match (method.as_str(), path.as_str()) {
                 ("POST", "/enforcement/batches") => Some(json!({"plan_id": plan_id})),
                 ("PUT", "/settings") => Some(json!({"policy": {}, "reenforce_every_hours": null})),
+                ("PATCH", "/me") => Some(json!({"display_name": "Mallory"})),
                 ("POST" | "PUT", _) => Some(json!({})),
                 _ => None,
             };
@@ -113,6 +114,7 @@ async fn no_user_reads_or_changes_another_users_data_through_any_route() {
         }
     }
     assert!(checked >= 30, "{checked} operations checked");
+    assert!(paths.get("/me").and_then(|p| p.get("patch")).is_some(), "PATCH /me is in the document and was checked");
 
     // Alice's data is intact.
     let list = app.get("/api/v1/dnp", &alice).await;
@@ -126,6 +128,9 @@ async fn no_user_reads_or_changes_another_users_data_through_any_route() {
     assert_eq!(job.body["cancel_requested"], false);
     let unread = app.get("/api/v1/notifications?unread=true", &alice).await;
     assert!(unread.body["items"].as_array().unwrap().iter().any(|n| n["id"] == note_id.as_str()));
+    let me = app.get("/api/v1/me", &alice).await;
+    assert_eq!(me.body["display_name"], Value::Null, "Mallory's PATCH /me changed only her own name");
+    assert_eq!(app.get("/api/v1/me", &mallory).await.body["display_name"], "Mallory");
     let s = app.get("/api/v1/settings", &alice).await;
     assert_eq!(s.body["reenforce_every_hours"], 24);
     assert_eq!(s.body["policy"]["strictness"], "aggressive");

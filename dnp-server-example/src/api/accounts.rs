@@ -1,4 +1,5 @@
-//! Accounts: register, login (with TOTP second factor), refresh, logout, `GET /me`.
+//! Accounts: register, login (with TOTP second factor), refresh, logout, `GET /me`, and
+//! `PATCH /me` (the display name).
 
 use std::str::FromStr;
 
@@ -10,7 +11,7 @@ use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use dnp_core::UserId;
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -34,7 +35,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(logout))
         .routes(routes!(mfa_setup))
         .routes(routes!(mfa_verify))
-        .routes(routes!(me))
+        .routes(routes!(me, update_me))
 }
 
 /// A user as the API shows it.
@@ -454,6 +455,67 @@ async fn me(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<Use
     Ok(Json(user_by_id(&state, user.user_id).await?.view()?))
 }
 
+/// Changes to the signed-in user (`PATCH /me`); a field left out stays as it is.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MeUpdate {
+    /// The name to show, cleaned like the names identity providers give (control characters,
+    /// the zero-width space and bidirectional marks and overrides dropped, runs of whitespace
+    /// made one space, trimmed); at most 100 characters. `null` removes it (the next identity
+    /// provider linked to the account may then fill it again).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, max_length = 100)]
+    pub display_name: Option<Option<String>>,
+}
+
+/// `Some(value)` for a field that is present, even as `null`, so that `null` (clear) and a
+/// missing field (keep) differ.
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+/// The display name to store for `raw`: cleaned by [`crate::idp::display_name`], the sign-in
+/// path's cleaning. Too long, or nothing left once cleaned, is a 400.
+fn edited_display_name(raw: &str) -> Result<String, ApiError> {
+    if raw.trim().chars().count() > crate::idp::DISPLAY_NAME_MAX_CHARS {
+        return Err(ApiError::bad_request(
+            "display_name_too_long",
+            format!("the display name has at most {} characters", crate::idp::DISPLAY_NAME_MAX_CHARS),
+        ));
+    }
+    crate::idp::display_name(raw).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_display_name",
+            "the display name has no visible characters; send null to remove it",
+        )
+    })
+}
+
+/// Changes the signed-in user's display name (`null` removes it).
+#[utoipa::path(patch, path = "/me", tag = "accounts", request_body = MeUpdate,
+    responses((status = 200, body = UserView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody)))]
+async fn update_me(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiJson(body): ApiJson<MeUpdate>,
+) -> ApiResult<Json<UserView>> {
+    if let Some(name) = body.display_name {
+        let name = name.as_deref().map(edited_display_name).transpose()?;
+        with_pool!(state.db(), pool => {
+            sqlx::query("UPDATE users SET display_name = $1, updated_at = $2 WHERE id = $3")
+                .bind(&name)
+                .bind(now_ms())
+                .bind(user.user_id.to_string())
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        tracing::info!(user_id = %user.user_id, cleared = name.is_none(), "display name changed");
+    }
+    Ok(Json(user_by_id(&state, user.user_id).await?.view()?))
+}
+
 impl AuthUser {
     /// Authenticates from headers alone (for handlers where authentication is optional).
     pub(crate) async fn from_headers(state: &AppState, headers: &HeaderMap) -> Result<Self, ApiError> {
@@ -463,5 +525,33 @@ impl AuthUser {
         }
         let (mut parts, ()) = req.body(()).map_err(ApiError::internal)?.into_parts();
         <Self as axum::extract::FromRequestParts<AppState>>::from_request_parts(&mut parts, state).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edited_display_names_are_cleaned_like_sign_in_names() {
+        assert_eq!(edited_display_name("  Ada \u{202e}Lovelace ").unwrap(), "Ada Lovelace");
+        assert_eq!(edited_display_name(&"a".repeat(100)).unwrap().len(), 100);
+        assert!(matches!(
+            edited_display_name(&"a".repeat(101)),
+            Err(ApiError::BadRequest { code: "display_name_too_long", .. })
+        ));
+        assert!(matches!(
+            edited_display_name(" \u{200b}\u{7} "),
+            Err(ApiError::BadRequest { code: "invalid_display_name", .. })
+        ));
+    }
+
+    #[test]
+    fn a_missing_display_name_differs_from_null() {
+        let keep: MeUpdate = serde_json::from_str("{}").unwrap();
+        assert_eq!(keep.display_name, None);
+        let clear: MeUpdate = serde_json::from_str(r#"{"display_name": null}"#).unwrap();
+        assert_eq!(clear.display_name, Some(None));
+        assert!(serde_json::from_str::<MeUpdate>(r#"{"displayName": "x"}"#).is_err());
     }
 }

@@ -1,4 +1,4 @@
-// Settings: two-step sign-in (TOTP), scheduled clean-ups, and the default clean-up rules.
+// Settings: your name, two-step sign-in (TOTP), scheduled clean-ups, and the default clean-up rules.
 
 import { api } from '../api.js';
 import { h, toast, time, section, busy } from '../ui.js';
@@ -54,11 +54,40 @@ function mfaSection(me) {
   return section('Two-step sign-in', body);
 }
 
+function signedInAs(me) {
+  return `Signed in as ${me.display_name ? `${me.display_name} (${me.email})` : me.email}.`;
+}
+
+function nameSection(me, line) {
+  const input = h('input', { id: 'display-name', name: 'display_name', autocomplete: 'name', maxlength: '100', value: me.display_name || '', 'aria-describedby': 'display-name-hint' });
+  const form = h('form', { class: 'stack' },
+    h('div', { class: 'field' },
+      h('label', { for: 'display-name' }, 'Your name'),
+      input,
+      h('small', { id: 'display-name-hint', class: 'muted' }, 'Up to 100 characters. Leave it empty to show your email address instead.')),
+    h('button', { type: 'submit', class: 'btn' }, 'Save name'));
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const name = input.value.trim();
+    try {
+      const saved = await busy(form.querySelector('button'), () => api('/me', { method: 'PATCH', body: { display_name: name || null } }));
+      Object.assign(me, saved);
+      setUser(me);
+      input.value = me.display_name || '';
+      line.textContent = signedInAs(me);
+      toast(me.display_name ? 'Name saved.' : 'Name removed.');
+    } catch (err) {
+      toast(err.message, 'bad');
+      input.focus();
+    }
+  });
+  return section('Your name', form);
+}
+
 export async function render(main, ctx) {
   const [me, settings] = await Promise.all([api('/me'), api('/settings')]);
-  main.append(h('h1', {}, 'Settings'),
-    h('p', { class: 'muted' }, `Signed in as ${me.display_name ? `${me.display_name} (${me.email})` : me.email}.`),
-    mfaSection(me));
+  const line = h('p', { class: 'muted', id: 'signed-in-as' }, signedInAs(me));
+  main.append(h('h1', {}, 'Settings'), line, nameSection(me, line), mfaSection(me));
 
   // Scheduled clean-ups.
   const on = settings.reenforce_every_hours !== null;
