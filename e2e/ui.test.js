@@ -288,6 +288,9 @@ test('the analytics chart shows the actions', async () => {
   assert.ok(await chart.locator('rect[data-series="spotify"]').count() >= 1, 'a Spotify bar today');
   assert.match(await chart.locator('desc').textContent(), /Spotify: [1-9]\d*/);
   assert.ok(await page.getByRole('list', { name: 'Changes by kind' }).locator('li').count() >= 1);
+  const byKind = page.locator('#daily-kind-chart svg.chart');
+  assert.ok(await byKind.locator('rect[data-series]').count() >= 1, 'a bar per kind today');
+  assert.match(await byKind.locator('desc').textContent(), /: [1-9]\d*/);
   await shot('10-analytics');
 });
 

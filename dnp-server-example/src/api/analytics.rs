@@ -49,6 +49,9 @@ pub struct DayStats {
     pub confirmed: u64,
     /// Actions failed.
     pub failed: u64,
+    /// Actions confirmed that day per kind (the kinds of the window's `actions_by_kind`;
+    /// kinds with none that day are left out). The counts add up to `confirmed`.
+    pub actions_by_kind: BTreeMap<String, u64>,
 }
 
 /// Enforcement over a window.
@@ -120,7 +123,10 @@ async fn enforcement(
         .fetch_all(pool)
         .await?
     });
-    let mut daily: BTreeMap<i64, (u64, u64, u64)> = (first_day..=today).map(|d| (d, (0, 0, 0))).collect();
+    let date = |d: i64| from_ms(d * DAY_MS).date_naive();
+    let mut daily: BTreeMap<i64, DayStats> = (first_day..=today)
+        .map(|d| (d, DayStats { date: date(d), batches: 0, confirmed: 0, failed: 0, actions_by_kind: BTreeMap::new() }))
+        .collect();
     let (mut total_batches, mut rollbacks) = (0u64, 0u64);
     for (day, kind, n) in batches {
         let n = n.max(0) as u64;
@@ -129,7 +135,7 @@ async fn enforcement(
         } else {
             total_batches += n;
             if let Some(d) = daily.get_mut(&day) {
-                d.0 += n;
+                d.batches += n;
             }
         }
     }
@@ -141,21 +147,21 @@ async fn enforcement(
         match item_state.as_str() {
             "confirmed" => {
                 confirmed += n;
-                *by_kind.entry(kind).or_default() += n;
                 if let Some(d) = daily.get_mut(&day) {
-                    d.1 += n;
+                    d.confirmed += n;
+                    *d.actions_by_kind.entry(kind.clone()).or_default() += n;
                 }
+                *by_kind.entry(kind).or_default() += n;
             }
             "failed" | "indeterminate" => {
                 unsuccessful += n;
                 if let Some(d) = daily.get_mut(&day) {
-                    d.2 += n;
+                    d.failed += n;
                 }
             }
             _ => {}
         }
     }
-    let date = |d: i64| from_ms(d * DAY_MS).date_naive();
     Ok(Json(EnforcementAnalytics {
         from: date(first_day),
         days,
@@ -165,10 +171,7 @@ async fn enforcement(
         total_actions,
         success_rate: (confirmed + unsuccessful > 0).then(|| confirmed as f64 / (confirmed + unsuccessful) as f64),
         actions_by_kind: by_kind,
-        daily: daily
-            .into_iter()
-            .map(|(d, (batches, confirmed, failed))| DayStats { date: date(d), batches, confirmed, failed })
-            .collect(),
+        daily: daily.into_values().collect(),
     }))
 }
 

@@ -1,4 +1,4 @@
-// Analytics: actions of the last 30 days per day and service, and per kind.
+// Analytics: actions of the last 30 days per day and service, and per day and kind.
 
 import { api } from '../api.js';
 import { h, pct, kindLabel, providerName, setProviderNames, section } from '../ui.js';
@@ -32,10 +32,18 @@ export async function render(main) {
     stackedBars({ id: 'daily-chart', title: `Changes per day by service, ${dayList[0]} to ${dayList[dayList.length - 1]}`, days: dayList, series })));
 
   const kinds = Object.entries(all.actions_by_kind).sort((a, b) => b[1] - a[1]);
+  const kindSeries = kinds.map(([k]) => ({
+    key: k,
+    label: kindLabel(k),
+    values: all.daily.map((d) => (d.actions_by_kind || {})[k] || 0),
+  }));
   main.append(section('By kind',
     kinds.length
       ? barList(kinds.map(([k, v]) => ({ label: kindLabel(k), value: v })), 'Changes by kind')
       : h('p', {}, 'No changes in this period yet.'),
+    kinds.length
+      ? stackedBars({ id: 'daily-kind-chart', title: `Changes per day by kind, ${dayList[0]} to ${dayList[dayList.length - 1]}`, days: dayList, series: kindSeries })
+      : null,
     kinds.length ? h('div', { class: 'table-wrap' }, h('table', {},
       h('caption', {}, 'By service and kind'),
       h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Kind'), providers.map((p) => h('th', { scope: 'col', class: 'num' }, providerName(p))))),
