@@ -1,6 +1,14 @@
 //! The worker: reserves jobs with a lease, heartbeats while they run, stops them when
 //! cancellation is asked, and records how each attempt ended. Also runs the scheduler
 //! that enqueues the periodic jobs (token refresh, re-enforcement).
+//!
+//! Each of the `concurrency` slots runs one job at a time. A slot whose job succeeded, while
+//! the worker is not stopping, completes it and reserves its next job in one call
+//! ([`JobQueue::complete_and_reserve`](dnp_core::JobQueue::complete_and_reserve): one
+//! transaction on SQL, one script on Redis) and runs that job at once; when the queue has
+//! none, the slot goes back to the worker, which polls. A worker told to stop reserves
+//! nothing more: its slots only complete their jobs, and it returns once every job it
+//! reserved has run (even one reserved while the stop was being signalled).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,9 +72,16 @@ pub async fn run(state: AppState, config: WorkerConfig, mut shutdown: watch::Rec
         match state.queue().reserve(&config.name, config.lease).await {
             Ok(Some(lease)) => {
                 let state = state.clone();
+                let worker = config.name.clone();
                 let lease_for = config.lease;
+                let shutdown = shutdown.clone();
                 tokio::spawn(async move {
-                    run_one(state, lease, lease_for).await;
+                    // The slot runs the jobs it reserves as it completes the last one,
+                    // until the queue has none or the worker stops.
+                    let mut next = Some(lease);
+                    while let Some(lease) = next.take() {
+                        next = run_one(&state, lease, lease_for, &worker, &shutdown).await;
+                    }
                     drop(permit);
                 });
             }
@@ -121,8 +136,16 @@ async fn scheduler_loop(state: AppState, mut shutdown: watch::Receiver<bool>) {
     }
 }
 
-/// Runs one leased job to its end, with heartbeats and progress.
-async fn run_one(state: AppState, lease: Lease, lease_for: Duration) {
+/// Runs one leased job to its end, with heartbeats and progress, and records the outcome.
+/// When the job succeeded and `shutdown` is not set, the completion also reserves the next
+/// job for `worker`, which is returned: the caller must run it (its lease is live).
+async fn run_one(
+    state: &AppState,
+    lease: Lease,
+    lease_for: Duration,
+    worker: &str,
+    shutdown: &watch::Receiver<bool>,
+) -> Option<Lease> {
     let job = lease.job.clone();
     let correlation =
         job.payload.get("request_id").and_then(|v| v.as_str()).map(str::to_owned).unwrap_or_else(|| job.id.to_string());
@@ -194,19 +217,25 @@ async fn run_one(state: AppState, lease: Lease, lease_for: Duration) {
         let _ = keeper.await;
         if lost.load(std::sync::atomic::Ordering::SeqCst) {
             tracing::warn!("job abandoned: its lease was lost");
-            return;
+            return None;
         }
         if let Some(p) = last {
             let _ = state.queue().progress(&lease, p).await;
         }
+        let mut next = None;
         let outcome = match result {
             Ok(()) if cancel.is_cancelled() => state.queue().cancelled(&lease).await.map(|()| "cancelled"),
-            Ok(()) => state.queue().complete(&lease).await.map(|()| "succeeded"),
+            // Stopping: complete only, reserve nothing more.
+            Ok(()) if *shutdown.borrow() => state.queue().complete(&lease).await.map(|()| "succeeded"),
+            Ok(()) => state.queue().complete_and_reserve(&lease, worker, lease_for).await.map(|n| {
+                next = n;
+                "succeeded"
+            }),
             Err(e) => {
                 tracing::warn!(error = %e.message, retryable = e.retryable, "job attempt failed");
                 match state.queue().fail(&lease, &e.message, e.retryable).await {
                     Ok(j) if j.status == JobStatus::Dead => {
-                        jobs::on_dead(&state, &j).await;
+                        jobs::on_dead(state, &j).await;
                         Ok("dead")
                     }
                     Ok(_) => Ok("retry scheduled"),
@@ -215,9 +244,16 @@ async fn run_one(state: AppState, lease: Lease, lease_for: Duration) {
             }
         };
         match outcome {
-            Ok(o) => tracing::info!(outcome = o, "job finished"),
-            Err(e) => tracing::warn!(error = %e, "recording the job's outcome failed"),
+            Ok(o) => tracing::info!(
+                outcome = o,
+                next_job = next.as_ref().map(|l| tracing::field::display(l.job.id)),
+                "job finished"
+            ),
+            // complete_and_reserve may have completed the job before the reservation failed;
+            // either way the slot reserves nothing now and the worker polls again.
+            Err(e) => tracing::warn!(error = %e, "recording the job's outcome (or reserving the next job) failed"),
         }
+        next
     }
     .instrument(span)
     .await

@@ -173,3 +173,216 @@ async fn scheduled_reenforcement_removes_what_was_liked_again() {
     assert!(next > chrono::Utc::now() + chrono::Duration::hours(5), "the next run is scheduled: {next}");
     world.stop().await;
 }
+
+/// A queue that delegates to the server's and records which calls the worker made.
+#[derive(Debug)]
+struct Recording {
+    inner: std::sync::Arc<dyn dnp_core::JobQueue>,
+    calls: std::sync::Mutex<Vec<&'static str>>,
+    /// Signalled (stop the worker) when the first job is reserved, if set.
+    stop_on_first_reserve: Option<tokio::sync::watch::Sender<bool>>,
+}
+
+impl Recording {
+    fn record(&self, call: &'static str) {
+        self.calls.lock().unwrap().push(call);
+    }
+
+    fn count(&self, call: &str) -> usize {
+        self.calls.lock().unwrap().iter().filter(|c| **c == call).count()
+    }
+}
+
+#[async_trait::async_trait]
+impl dnp_core::JobQueue for Recording {
+    async fn enqueue(&self, job: NewJob) -> Result<dnp_core::Job, dnp_core::StoreError> {
+        self.inner.enqueue(job).await
+    }
+    async fn reserve(
+        &self,
+        worker: &str,
+        lease_for: Duration,
+    ) -> Result<Option<dnp_core::Lease>, dnp_core::StoreError> {
+        let lease = self.inner.reserve(worker, lease_for).await?;
+        if lease.is_some() {
+            self.record("reserve: a job");
+            if let Some(stop) = &self.stop_on_first_reserve {
+                stop.send_replace(true);
+            }
+        }
+        Ok(lease)
+    }
+    async fn heartbeat(
+        &self,
+        lease: &dnp_core::Lease,
+        extend: Duration,
+    ) -> Result<dnp_core::Heartbeat, dnp_core::StoreError> {
+        self.inner.heartbeat(lease, extend).await
+    }
+    async fn progress(&self, lease: &dnp_core::Lease, p: dnp_core::JobProgress) -> Result<(), dnp_core::StoreError> {
+        self.inner.progress(lease, p).await
+    }
+    async fn complete(&self, lease: &dnp_core::Lease) -> Result<(), dnp_core::StoreError> {
+        self.record("complete");
+        self.inner.complete(lease).await
+    }
+    async fn fail(
+        &self,
+        lease: &dnp_core::Lease,
+        error: &str,
+        retryable: bool,
+    ) -> Result<dnp_core::Job, dnp_core::StoreError> {
+        self.record("fail");
+        self.inner.fail(lease, error, retryable).await
+    }
+    async fn cancelled(&self, lease: &dnp_core::Lease) -> Result<(), dnp_core::StoreError> {
+        self.inner.cancelled(lease).await
+    }
+    async fn cancel(&self, id: dnp_core::JobId) -> Result<dnp_core::Job, dnp_core::StoreError> {
+        self.inner.cancel(id).await
+    }
+    async fn get(&self, id: dnp_core::JobId) -> Result<Option<dnp_core::Job>, dnp_core::StoreError> {
+        self.inner.get(id).await
+    }
+    async fn list_by_owner(
+        &self,
+        owner: dnp_core::UserId,
+        limit: u32,
+        before: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<Vec<dnp_core::Job>, dnp_core::StoreError> {
+        self.inner.list_by_owner(owner, limit, before).await
+    }
+    async fn depth(&self) -> Result<Vec<dnp_core::QueueDepth>, dnp_core::StoreError> {
+        self.inner.depth().await
+    }
+    async fn complete_and_reserve(
+        &self,
+        lease: &dnp_core::Lease,
+        worker: &str,
+        lease_for: Duration,
+    ) -> Result<Option<dnp_core::Lease>, dnp_core::StoreError> {
+        let next = self.inner.complete_and_reserve(lease, worker, lease_for).await?;
+        self.record(if next.is_some() { "complete_and_reserve: a job" } else { "complete_and_reserve: none" });
+        Ok(next)
+    }
+}
+
+/// A server whose queue (SQL on SQLite or PostgreSQL) is wrapped in [`Recording`].
+async fn recorded_app(
+    postgres: bool,
+    stop_on_first_reserve: Option<tokio::sync::watch::Sender<bool>>,
+) -> (common::TestApp, std::sync::Arc<Recording>) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut pg_admin = None;
+    let mut extra = Vec::new();
+    if postgres {
+        let admin = std::env::var("DNP_TEST_POSTGRES_URL")
+            .expect("DNP_TEST_POSTGRES_URL is not set: run scripts/test (it starts PostgreSQL and sets it)");
+        let name = format!("dnp_server_test_{}", uuid::Uuid::new_v4().simple());
+        let pool = sqlx::PgPool::connect(&admin).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&pool).await.unwrap();
+        pool.close().await;
+        let (base, _) = admin.rsplit_once('/').expect("DNP_TEST_POSTGRES_URL ends in /database");
+        extra.push(("DATABASE_URL".to_owned(), format!("{base}/{name}")));
+        pg_admin = Some((admin, name));
+    }
+    let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let config = common::config(dir.path(), &extra);
+    let db = dnp_server::run::connect_and_migrate(&config).await.expect("database");
+    let mut backends = dnp_server::run::backends(&config, db).await.expect("backends");
+    let recording = std::sync::Arc::new(Recording {
+        inner: backends.queue.clone(),
+        calls: std::sync::Mutex::default(),
+        stop_on_first_reserve,
+    });
+    backends.queue = recording.clone();
+    let app = common::TestApp::from_parts(config, backends, dnp_server::Providers::new(), dir, pg_admin);
+    (app, recording)
+}
+
+/// Three quick jobs (sweeps that find nothing to do), in order of priority.
+async fn enqueue_three(app: &common::TestApp) -> Vec<dnp_core::Job> {
+    let mut jobs = Vec::new();
+    for n in 0..3 {
+        let mut job = NewJob::new(dnp_server::jobs::TOKEN_REFRESH_SWEEP, json!({"n": n}))
+            .with_idempotency_key(format!("chained-{n}"));
+        job.priority = 10 - n;
+        jobs.push(app.state.queue().enqueue(job).await.unwrap());
+    }
+    jobs
+}
+
+fn worker_config() -> dnp_server::worker::WorkerConfig {
+    dnp_server::worker::WorkerConfig {
+        name: "chain-worker".into(),
+        concurrency: 1,
+        lease: Duration::from_secs(5),
+        poll_interval: Duration::from_millis(20),
+        scheduler: false,
+    }
+}
+
+async fn a_slot_completes_its_job_and_reserves_the_next_in_one_call(postgres: bool) {
+    let (app, recording) = recorded_app(postgres, None).await;
+    let jobs = enqueue_three(&app).await;
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let worker = tokio::spawn(dnp_server::worker::run(app.state.clone(), worker_config(), rx));
+    let queue = app.state.queue().clone();
+    wait_until(
+        || {
+            let (queue, jobs) = (queue.clone(), jobs.clone());
+            async move {
+                for j in jobs {
+                    if queue.get(j.id).await.unwrap().unwrap().status != dnp_core::JobStatus::Succeeded {
+                        return false;
+                    }
+                }
+                true
+            }
+        },
+        "the three jobs to succeed",
+    )
+    .await;
+    stop.send(true).unwrap();
+    worker.await.unwrap();
+    // The worker reserved the first job; each completion reserved the next, the last found none.
+    assert_eq!(recording.count("reserve: a job"), 1, "{:?}", recording.calls.lock().unwrap());
+    assert_eq!(recording.count("complete_and_reserve: a job"), 2, "{:?}", recording.calls.lock().unwrap());
+    assert_eq!(recording.count("complete_and_reserve: none"), 1, "{:?}", recording.calls.lock().unwrap());
+    assert_eq!(recording.count("complete"), 0, "{:?}", recording.calls.lock().unwrap());
+    for j in &jobs {
+        let j = queue.get(j.id).await.unwrap().unwrap();
+        assert_eq!((j.status, j.attempts), (dnp_core::JobStatus::Succeeded, 1), "{j:?}");
+    }
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_completes_its_job_and_reserves_the_next_in_one_call_on_sqlite() {
+    a_slot_completes_its_job_and_reserves_the_next_in_one_call(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_completes_its_job_and_reserves_the_next_in_one_call_on_postgres() {
+    a_slot_completes_its_job_and_reserves_the_next_in_one_call(true).await;
+}
+
+/// A worker told to stop while a job runs finishes that job and reserves no other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_worker_completes_its_job_and_reserves_no_other() {
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let (app, recording) = recorded_app(false, Some(stop)).await;
+    let jobs = enqueue_three(&app).await;
+    tokio::time::timeout(Duration::from_secs(20), dnp_server::worker::run(app.state.clone(), worker_config(), rx))
+        .await
+        .expect("the worker stops once its job has run");
+    assert_eq!(*recording.calls.lock().unwrap(), ["reserve: a job", "complete"]);
+    let queue = app.state.queue();
+    let first = queue.get(jobs[0].id).await.unwrap().unwrap();
+    assert_eq!(first.status, dnp_core::JobStatus::Succeeded, "{first:?}");
+    for j in &jobs[1..] {
+        let j = queue.get(j.id).await.unwrap().unwrap();
+        assert_eq!((j.status, j.attempts), (dnp_core::JobStatus::Queued, 0), "left for another worker: {j:?}");
+    }
+    app.cleanup().await;
+}
