@@ -8,7 +8,7 @@ use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::id::{EntryId, ProviderId};
-use crate::normalize::{FingerprintFilter, id_hash, normalize_name};
+use crate::normalize::{FingerprintFilter, KnownNames, id_hash, name_fingerprint, normalize_name};
 
 /// Who an artist is, across services.
 ///
@@ -161,5 +161,18 @@ impl BlockedSet {
     /// The blocked artist at `index`.
     pub(crate) fn artist(&self, index: u32) -> &BlockedArtist {
         &self.artists[index as usize]
+    }
+}
+
+/// The DNP list's names and aliases (normalized): a credit list that names a blocked band
+/// ("Simon & Garfunkel") is not split into its members' names.
+impl KnownNames for BlockedSet {
+    fn contains_normalized(&self, normalized: &str) -> bool {
+        self.by_any_name.contains_key(normalized)
+    }
+
+    /// By fingerprint, without normalizing.
+    fn may_contain_raw(&self, raw: &str) -> bool {
+        self.any_name_filter.may_contain(name_fingerprint(raw))
     }
 }

@@ -4,9 +4,87 @@
 //! Services spell the same artist differently ("Beyoncé", "Beyonce", "BEYONCÉ"): names are
 //! compared after [`normalize_name`], which folds case, strips diacritics and punctuation
 //! and collapses spaces. A title's featured artists are found by [`featured_in_title`].
+//!
+//! # Band names in credit lists
+//! A credit list ("A, B & C") is split at its separators, but some artists' names contain
+//! one: "Simon & Garfunkel", "Earth, Wind & Fire", "Hall & Oates", "AC/DC". Given the
+//! names it should know ([`KnownNames`]: the planner passes its
+//! [`BlockedSet`](crate::BlockedSet), the DNP list's names and aliases), a splitter keeps
+//! a run of pieces whole when that run, as a whole, is a known name:
+//! [`split_credits`] and [`featured_in_title_with`]. Feature markers ("feat.", "ft.",
+//! "featuring", "with") always split.
+
+use std::collections::{BTreeSet, HashSet};
+use std::hash::BuildHasher;
 
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
+
+/// Names that each name one artist, though they may contain a list separator ("Simon &
+/// Garfunkel"): splitting a credit list keeps them whole ([`split_credits`]).
+///
+/// Implemented by [`BlockedSet`](crate::BlockedSet) (the DNP list's names and aliases),
+/// by sets and slices of normalized names, and by [`NoKnownNames`].
+pub trait KnownNames {
+    /// Whether `normalized`, a [`normalize_name`] result, is a known name.
+    fn contains_normalized(&self, normalized: &str) -> bool;
+
+    /// A cheap test of raw (not normalized) text that is never `false` when
+    /// `normalize_name(raw)` is a known name, so a splitter can skip normalizing text that
+    /// cannot be one. The default says `true`.
+    fn may_contain_raw(&self, raw: &str) -> bool {
+        let _ = raw;
+        true
+    }
+}
+
+/// No name is known: every separator splits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NoKnownNames;
+
+impl KnownNames for NoKnownNames {
+    fn contains_normalized(&self, _normalized: &str) -> bool {
+        false
+    }
+
+    fn may_contain_raw(&self, _raw: &str) -> bool {
+        false
+    }
+}
+
+impl<S: BuildHasher> KnownNames for HashSet<String, S> {
+    fn contains_normalized(&self, normalized: &str) -> bool {
+        self.contains(normalized)
+    }
+}
+
+impl KnownNames for BTreeSet<String> {
+    fn contains_normalized(&self, normalized: &str) -> bool {
+        self.contains(normalized)
+    }
+}
+
+impl KnownNames for [String] {
+    fn contains_normalized(&self, normalized: &str) -> bool {
+        self.iter().any(|n| n == normalized)
+    }
+}
+
+impl KnownNames for [&str] {
+    fn contains_normalized(&self, normalized: &str) -> bool {
+        self.contains(&normalized)
+    }
+}
+
+impl<T: KnownNames + ?Sized> KnownNames for &T {
+    fn contains_normalized(&self, normalized: &str) -> bool {
+        (**self).contains_normalized(normalized)
+    }
+
+    fn may_contain_raw(&self, raw: &str) -> bool {
+        (**self).may_contain_raw(raw)
+    }
+}
 
 /// Folds a name for comparison: Unicode compatibility decomposition, diacritics removed,
 /// lowercase, `&` read as `and`, dashes and underscores read as spaces, other punctuation
@@ -229,6 +307,7 @@ pub fn may_name_features(title: &str) -> bool {
 
 /// The artists a title names as featured, normalized: `"Song (feat. A, B & C)"` gives
 /// `["a", "b", "c"]`; `"Song [with A]"` gives `["a"]`; a title without a marker gives none.
+/// Every separator splits: [`featured_in_title_with`] keeps known band names whole.
 ///
 /// ```
 /// use dnp_core::normalize::featured_in_title;
@@ -237,60 +316,159 @@ pub fn may_name_features(title: &str) -> bool {
 /// assert!(featured_in_title("Without Me").is_empty());
 /// ```
 pub fn featured_in_title(title: &str) -> Vec<String> {
+    featured_in_title_with(title, &NoKnownNames)
+}
+
+/// [`featured_in_title`], keeping whole each run of the featured list that is a known name.
+///
+/// ```
+/// use std::collections::BTreeSet;
+/// use dnp_core::normalize::{featured_in_title_with, normalize_name};
+/// let known: BTreeSet<String> = [normalize_name("Simon & Garfunkel")].into();
+/// assert_eq!(featured_in_title_with("Song (feat. Simon & Garfunkel)", &known), vec!["simon and garfunkel"]);
+/// assert_eq!(featured_in_title_with("Song (feat. Simon & Drake)", &known), vec!["simon", "drake"]);
+/// ```
+pub fn featured_in_title_with(title: &str, known: &(impl KnownNames + ?Sized)) -> Vec<String> {
     let mut names = Vec::new();
-    for_each_featured_in_title(title, &mut String::new(), |name| names.push(name.to_owned()));
+    for_each_featured_in_title(title, known, &mut String::new(), |name| names.push(name.to_owned()));
     names
 }
 
-/// [`featured_in_title`] without allocating: calls `f` with each normalized name, which
-/// lives in `buf` (reused) for the duration of the call.
-pub(crate) fn for_each_featured_in_title(title: &str, buf: &mut String, f: impl FnMut(&str)) {
+/// [`featured_in_title_with`] without allocating: calls `f` with each normalized name,
+/// which lives in `buf` (reused) for the duration of the call.
+pub(crate) fn for_each_featured_in_title(
+    title: &str,
+    known: &(impl KnownNames + ?Sized),
+    buf: &mut String,
+    f: impl FnMut(&str),
+) {
     let Some((_, after)) = find_feature_marker(title) else {
         return;
     };
     let rest = &title[after..];
     let end = rest.find([')', ']', '}']).unwrap_or(rest.len());
     let end = rest[..end].find(" - ").unwrap_or(end);
-    for_each_listed(&rest[..end], buf, f);
+    for_each_listed(&rest[..end], known, buf, f);
 }
 
-/// Splits a credit list ("A, B & C", "A x B", "A and B") into normalized names.
+/// Splits a credit list ("A, B & C", "A x B", "A and B", "A feat. B") into normalized
+/// names at every separator. [`split_credits`] keeps known band names whole.
 pub fn split_artist_list(list: &str) -> Vec<String> {
+    split_credits(list, &NoKnownNames)
+}
+
+/// Splits a credit string into normalized artist names, keeping known names whole.
+///
+/// # Behavior
+/// - Feature markers (`feat.`, `feat`, `ft.`, `featuring`, `with`, any case, as words)
+///   always split: `"A feat. B & C"` gives `a`, `b`, `c` when no name is known.
+/// - The pieces between `&`, `,`, `and`, `x`, `/` and `;` are read left to right; at each
+///   piece the longest run of pieces (up to 8, not across a feature marker) that as a whole
+///   is a known name is one name; a piece in no such run is a name alone. So
+///   `"Simon & Garfunkel"` stays whole when it is known, and `"Art Garfunkel"` is never
+///   found in it.
+/// - Names are [normalized](normalize_name); empty pieces are left out.
+///
+/// ```
+/// use dnp_core::normalize::{NoKnownNames, normalize_name, split_credits};
+/// let known = [normalize_name("Earth, Wind & Fire")];
+/// assert_eq!(split_credits("Earth, Wind & Fire feat. Drake", &known[..]), ["earth wind and fire", "drake"]);
+/// assert_eq!(split_credits("Earth, Wind & Fire", &NoKnownNames), ["earth", "wind", "fire"]);
+/// ```
+pub fn split_credits(list: &str, known: &(impl KnownNames + ?Sized)) -> Vec<String> {
     let mut names = Vec::new();
-    for_each_listed(list, &mut String::new(), |name| names.push(name.to_owned()));
+    for_each_listed(list, known, &mut String::new(), |name| names.push(name.to_owned()));
     names
 }
 
-/// [`split_artist_list`] without allocating: calls `f` with each non-empty normalized name.
-pub(crate) fn for_each_listed(list: &str, buf: &mut String, mut f: impl FnMut(&str)) {
-    let mut rest = list;
+/// The most pieces a known name may span ("Crosby, Stills, Nash & Young" spans four).
+const MAX_RUN: usize = 8;
+
+/// [`split_credits`] without allocating: calls `f` with each non-empty normalized name,
+/// which lives in `buf` (reused) for the duration of the call.
+pub(crate) fn for_each_listed(
+    list: &str,
+    known: &(impl KnownNames + ?Sized),
+    buf: &mut String,
+    mut f: impl FnMut(&str),
+) {
+    let mut start = 0;
     loop {
-        let (piece, tail) = match next_separator(rest) {
-            Some((i, len)) => (&rest[..i], Some(&rest[i + len..])),
-            None => (rest, None),
-        };
-        normalize_name_into(piece, buf);
-        if !buf.is_empty() {
-            f(buf);
+        // The pieces from `start`: where each ends, where the next begins (`None` after
+        // the last), up to the first feature marker.
+        let mut ends = [(0usize, None::<usize>); MAX_RUN];
+        let mut pieces = 0;
+        let mut at = start;
+        while pieces < MAX_RUN {
+            match next_separator(&list[at..]) {
+                Some((i, len, hard)) => {
+                    ends[pieces] = (at + i, Some(at + i + len));
+                    pieces += 1;
+                    at += i + len;
+                    if hard {
+                        break;
+                    }
+                }
+                None => {
+                    ends[pieces] = (list.len(), None);
+                    pieces += 1;
+                    break;
+                }
+            }
         }
-        match tail {
-            Some(t) => rest = t,
+        // The longest run that is a known name, else the first piece alone.
+        let mut next = ends[0].1;
+        let mut found = false;
+        for &(end, after) in ends[1..pieces].iter().rev() {
+            let run = &list[start..end];
+            if known.may_contain_raw(run) {
+                normalize_name_into(run, buf);
+                if !buf.is_empty() && known.contains_normalized(buf) {
+                    f(buf);
+                    next = after;
+                    found = true;
+                    break;
+                }
+            }
+        }
+        if !found {
+            normalize_name_into(&list[start..ends[0].0], buf);
+            if !buf.is_empty() {
+                f(buf);
+            }
+        }
+        match next {
+            Some(n) => start = n,
             None => break,
         }
     }
 }
 
-/// The first separator of a credit list: (byte index, length). One pass; shorter
-/// separators first where two would start at the same index.
-fn next_separator(s: &str) -> Option<(usize, usize)> {
-    const SEPARATORS: [&[u8]; 8] = [b"/", b";", b", ", b" & ", b" x ", b" X ", b" and ", b" with "];
+/// The first separator of a credit list: (byte index, length, whether it is a feature
+/// marker). One pass; shorter separators first where two would start at the same index.
+/// A feature marker is a space, an optional `(` or `[`, then `featuring`, `feat.`, `feat`,
+/// `ft.` or `with` (any case) and a space.
+fn next_separator(s: &str) -> Option<(usize, usize, bool)> {
+    const SEPARATORS: [&[u8]; 7] = [b"/", b";", b", ", b" & ", b" x ", b" X ", b" and "];
+    const MARKERS: [&[u8]; 5] = [b"featuring ", b"feat. ", b"feat ", b"ft. ", b"with "];
     let bytes = s.as_bytes();
     for i in 0..bytes.len() {
         if !matches!(bytes[i], b'/' | b';' | b',' | b' ') {
             continue;
         }
         if let Some(sep) = SEPARATORS.iter().find(|sep| bytes[i..].starts_with(sep)) {
-            return Some((i, sep.len()));
+            return Some((i, sep.len(), false));
+        }
+        if bytes[i] != b' ' {
+            continue;
+        }
+        let word = if matches!(bytes.get(i + 1), Some(b'(' | b'[')) { i + 2 } else { i + 1 };
+        let rest = &bytes[word.min(bytes.len())..];
+        let marker = MARKERS
+            .iter()
+            .find(|m| rest.len() >= m.len() && rest.iter().zip(m.iter()).all(|(b, m)| b.to_ascii_lowercase() == *m));
+        if let Some(m) = marker {
+            return Some((i, word - i + m.len(), true));
         }
     }
     None
@@ -499,6 +677,103 @@ mod tests {
         );
         assert_eq!(split_artist_list("Andy Axe"), ["andy axe"]);
         assert!(split_artist_list(" , ").is_empty());
+    }
+
+    fn known(names: &[&str]) -> BTreeSet<String> {
+        names.iter().map(|n| normalize_name(n)).collect()
+    }
+
+    /// Regression: "feat. Simon & Garfunkel" was split into "simon" and "garfunkel", so
+    /// the DNP list's "Simon & Garfunkel" never matched it.
+    #[test]
+    fn a_known_band_name_is_not_split() {
+        let bands = known(&["Simon & Garfunkel", "Earth, Wind & Fire", "Hall & Oates", "AC/DC"]);
+        assert_eq!(split_credits("Simon & Garfunkel", &bands), ["simon and garfunkel"]);
+        assert_eq!(split_credits("Earth, Wind & Fire", &bands), ["earth wind and fire"]);
+        assert_eq!(split_credits("Daryl Hall and John Oates", &bands), ["daryl hall", "john oates"]);
+        assert_eq!(split_credits("Hall & Oates, AC/DC & Drake", &bands), ["hall and oates", "acdc", "drake"]);
+        assert_eq!(
+            split_credits("Drake, Earth, Wind & Fire & Future", &bands),
+            ["drake", "earth wind and fire", "future"]
+        );
+        assert_eq!(featured_in_title_with("Song (feat. Simon & Garfunkel)", &bands), ["simon and garfunkel"]);
+        assert_eq!(featured_in_title_with("Song ft. Earth, Wind & Fire - Live", &bands), ["earth wind and fire"]);
+        // Without the names, every separator splits, as before.
+        assert_eq!(split_artist_list("Simon & Garfunkel"), ["simon", "garfunkel"]);
+        assert_eq!(featured_in_title("Song (feat. Earth, Wind & Fire)"), ["earth", "wind", "fire"]);
+    }
+
+    #[test]
+    fn the_longest_known_run_wins() {
+        let names = known(&["Crosby, Stills & Nash", "Crosby, Stills, Nash & Young", "Simon"]);
+        assert_eq!(split_credits("Crosby, Stills, Nash & Young", &names), ["crosby stills nash and young"]);
+        assert_eq!(split_credits("Crosby, Stills & Nash & Simon", &names), ["crosby stills and nash", "simon"]);
+        // A member's name known alone does not break the band's name, nor the band's his.
+        let names = known(&["Simon & Garfunkel", "Simon"]);
+        assert_eq!(split_credits("Simon & Garfunkel", &names), ["simon and garfunkel"]);
+        assert_eq!(split_credits("Simon & Drake", &names), ["simon", "drake"]);
+    }
+
+    #[test]
+    fn a_feature_marker_always_splits() {
+        let none = NoKnownNames;
+        assert_eq!(split_credits("A feat. B & C", &none), ["a", "b", "c"]);
+        assert_eq!(split_credits("A FT. B, C", &none), ["a", "b", "c"]);
+        assert_eq!(split_credits("A (featuring B and C)", &none), ["a", "b", "c"]);
+        assert_eq!(split_credits("A [with B]", &none), ["a", "b"]);
+        // Even when the text around the marker is a known name.
+        let names = known(&["A feat B", "B & C"]);
+        assert_eq!(split_credits("A feat. B & C", &names), ["a", "b and c"]);
+        // "feat" inside a word is no marker.
+        assert_eq!(split_credits("Defeat Feature", &none), ["defeat feature"]);
+    }
+
+    #[test]
+    fn known_names_fold_case_and_diacritics() {
+        let names = known(&["Simon & Garfunkel", "Beyoncé"]);
+        assert_eq!(split_credits("SIMÓN AND GARFUNKEL & beyonce", &names), ["simon and garfunkel", "beyonce"]);
+        let slice: &[&str] = &["simon and garfunkel"];
+        assert_eq!(split_credits("simon & GARFUNKEL", slice), ["simon and garfunkel"]);
+    }
+
+    /// A name from the pool: (as written, normalized, pieces when split at every separator).
+    const POOL: [(&str, &str); 10] = [
+        ("Simon & Garfunkel", "simon and garfunkel"),
+        ("Earth, Wind & Fire", "earth wind and fire"),
+        ("Hall & Oates", "hall and oates"),
+        ("AC/DC", "acdc"),
+        ("Crosby, Stills, Nash & Young", "crosby stills nash and young"),
+        ("Beyoncé", "beyonce"),
+        ("Drake", "drake"),
+        ("Sigur Rós", "sigur ros"),
+        ("Jay-Z", "jay z"),
+        ("Rosalía", "rosalia"),
+    ];
+
+    proptest::proptest! {
+        /// Lists made of pool names joined by any separator or feature marker give back
+        /// exactly the names used when the pool is known, and every piece when nothing is.
+        #[test]
+        fn split_credits_gives_back_the_names_a_list_was_made_of(
+            parts in proptest::collection::vec((0..POOL.len(), 0..9usize), 1..6)
+        ) {
+            const JOINS: [&str; 9] = [", ", " & ", " and ", " x ", "/", "; ", " feat. ", " ft. ", " with "];
+            let mut list = String::new();
+            for (n, (name, join)) in parts.iter().enumerate() {
+                if n > 0 {
+                    list.push_str(JOINS[*join]);
+                }
+                list.push_str(POOL[*name].0);
+            }
+            let pool: BTreeSet<String> = POOL.iter().map(|(_, n)| (*n).to_owned()).collect();
+            let wanted: Vec<&str> = parts.iter().map(|(name, _)| POOL[*name].1).collect();
+            proptest::prop_assert_eq!(split_credits(&list, &pool), wanted);
+            let pieces: Vec<String> = parts
+                .iter()
+                .flat_map(|(name, _)| POOL[*name].0.split([',', '&', '/']).map(normalize_name))
+                .collect();
+            proptest::prop_assert_eq!(split_credits(&list, &NoKnownNames), pieces);
+        }
     }
 
     #[test]

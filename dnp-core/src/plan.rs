@@ -549,7 +549,7 @@ impl<'a> Matcher<'a> {
             }
             if may_name_features(&track.title) {
                 let mut buf = self.scratch.borrow_mut();
-                for_each_featured_in_title(&track.title, &mut buf, |name| {
+                for_each_featured_in_title(&track.title, self.blocked, &mut buf, |name| {
                     if let Some(&i) = self.blocked.by_any_name.get(name) {
                         let found = Best::Title(i, MatchKind::TitleFeature, name.to_owned());
                         consider(MatchKind::TitleFeature.confidence(), found);
@@ -559,7 +559,7 @@ impl<'a> Matcher<'a> {
         }
         if self.strictness == Strictness::Aggressive {
             let mut buf = self.scratch.borrow_mut();
-            for_each_listed(&track.title, &mut buf, |name| {
+            for_each_listed(&track.title, self.blocked, &mut buf, |name| {
                 if let Some(&i) = self.blocked.by_any_name.get(name) {
                     consider(MatchKind::NameOnly.confidence(), Best::Title(i, MatchKind::NameOnly, name.to_owned()));
                 }

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, TimeZone, Utc};
 use dnp_core::effect::{Catalog, apply_action};
-use dnp_core::normalize::{featured_in_title, normalize_name, split_artist_list};
+use dnp_core::normalize::{featured_in_title_with, normalize_name, split_credits};
 use dnp_core::*;
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -439,6 +439,8 @@ struct OracleEntry {
 
 struct Oracle {
     entries: Vec<OracleEntry>,
+    /// Every entry's names: a credit list naming one of them as a whole is not split.
+    known: BTreeSet<String>,
     strictness: Strictness,
 }
 
@@ -464,8 +466,9 @@ impl Oracle {
                     .filter(|n| !n.is_empty())
                     .collect(),
             })
-            .collect();
-        Self { entries, strictness }
+            .collect::<Vec<OracleEntry>>();
+        let known = entries.iter().flat_map(|e| e.names.iter().cloned()).collect();
+        Self { entries, known, strictness }
     }
 
     /// A credit's associations. On a track's album (`album_artist`) every role counts.
@@ -513,10 +516,10 @@ impl Oracle {
             for c in t.album.iter().flat_map(|a| &a.artists) {
                 self.credit(c, true, &mut out);
             }
-            self.names_in(&featured_in_title(&t.title), MatchKind::TitleFeature, &mut out);
+            self.names_in(&featured_in_title_with(&t.title, &self.known), MatchKind::TitleFeature, &mut out);
         }
         if self.strictness == Strictness::Aggressive {
-            self.names_in(&split_artist_list(&t.title), MatchKind::NameOnly, &mut out);
+            self.names_in(&split_credits(&t.title, &self.known), MatchKind::NameOnly, &mut out);
         }
         out
     }

@@ -1,7 +1,7 @@
 //! Unit tests of the planner's rules, `diff`, name normalization and the JSON readers.
 
 use chrono::{TimeZone, Utc};
-use dnp_core::normalize::{featured_in_title, normalize_name, split_artist_list};
+use dnp_core::normalize::{featured_in_title, normalize_name, split_artist_list, split_credits};
 use dnp_core::*;
 use uuid::Uuid;
 
@@ -116,6 +116,91 @@ fn featured_artists_come_from_the_title_markers_only() {
     assert!(featured_in_title("Dancing with Myself").is_empty());
     assert!(featured_in_title("Leftfeat. Nothing").is_empty());
     assert_eq!(split_artist_list("A x B, C"), ["a", "b", "c"]);
+}
+
+fn named(names: &[&str]) -> DnpList {
+    DnpList {
+        entries: names.iter().enumerate().map(|(n, name)| entry(n as u128 + 1, ArtistIdentity::named(*name))).collect(),
+    }
+}
+
+fn reasons(plan: &Plan) -> Vec<(&str, &str, MatchKind)> {
+    plan.actions().map(|a| (a.target.item_id(), a.reason.artist_name.as_str(), a.reason.matched)).collect()
+}
+
+/// Regression: credit lists were split on "&" whatever they named, so a blocked band
+/// ("Simon & Garfunkel") named in a title never matched, and its members' names could.
+#[test]
+fn a_blocked_band_name_with_an_ampersand_matches_whole() {
+    let sg = || credit(None, "Simon & Garfunkel", CreditRole::Primary);
+    let snapshot = snapshot_of(
+        vec![
+            liked(track("t1", "The Boxer", vec![sg()])),
+            liked(track("t2", "Cover (feat. Simon & Garfunkel)", vec![credit(Some("x"), "X", CreditRole::Primary)])),
+            liked(track(
+                "t3",
+                "Cover (feat. SIMÓN AND GARFUNKEL) - Live",
+                vec![credit(Some("x"), "X", CreditRole::Primary)],
+            )),
+            liked(track("t4", "Mrs. Robinson", vec![credit(Some("x"), "Simon", CreditRole::Primary)])),
+        ],
+        vec![],
+    );
+    let plan = run(&snapshot, &named(&["Simon & Garfunkel"]), &EnforcementPolicy::default(), &caps_all());
+    assert_eq!(
+        reasons(&plan),
+        [
+            ("t1", "Simon & Garfunkel", MatchKind::CreditName),
+            ("t2", "Simon & Garfunkel", MatchKind::TitleFeature),
+            ("t3", "Simon & Garfunkel", MatchKind::TitleFeature),
+        ]
+    );
+}
+
+#[test]
+fn a_member_does_not_match_his_band_unless_credited_apart() {
+    let list = named(&["Art Garfunkel"]);
+    let sg = || credit(None, "Simon & Garfunkel", CreditRole::Primary);
+    let aggressive = EnforcementPolicy { strictness: Strictness::Aggressive, ..EnforcementPolicy::default() };
+    let snapshot = snapshot_of(
+        vec![
+            liked(track("t1", "The Boxer", vec![sg()])),
+            liked(track("t2", "Cover (feat. Simon & Garfunkel)", vec![credit(Some("x"), "X", CreditRole::Primary)])),
+            liked(track("t3", "Simon & Garfunkel", vec![credit(Some("x"), "X", CreditRole::Primary)])),
+        ],
+        vec![],
+    );
+    for policy in [EnforcementPolicy::default(), aggressive.clone()] {
+        let plan = run(&snapshot, &list, &policy, &caps_all());
+        assert!(plan.is_empty() && plan.skipped.is_empty(), "{:?}", reasons(&plan));
+    }
+    // Listed by the service as a credit of his own, he matches.
+    let apart = snapshot_of(
+        vec![liked(track("t1", "The Boxer", vec![sg(), credit(None, "Art Garfunkel", CreditRole::Featured)]))],
+        vec![],
+    );
+    let plan = run(&apart, &list, &EnforcementPolicy::default(), &caps_all());
+    assert_eq!(reasons(&plan), [("t1", "Art Garfunkel", MatchKind::CreditName)]);
+    // So does a title naming him apart from the band.
+    let titled = snapshot_of(vec![liked(track("t1", "Song (feat. Paul Simon & Art Garfunkel)", vec![]))], vec![]);
+    let plan = run(&titled, &list, &EnforcementPolicy::default(), &caps_all());
+    assert_eq!(reasons(&plan), [("t1", "Art Garfunkel", MatchKind::TitleFeature)]);
+}
+
+#[test]
+fn a_feat_list_of_plain_names_still_splits() {
+    // None of them a band: A, B and C, whatever the DNP list holds.
+    assert_eq!(split_credits("A feat. B & C", &[normalize_name("B")][..]), ["a", "b", "c"]);
+    assert_eq!(split_artist_list("A feat. B & C"), ["a", "b", "c"]);
+    let snapshot = snapshot_of(vec![liked(track("t1", "Song feat. Drake & Future", vec![]))], vec![]);
+    for (name, expected) in [("Drake", "Drake"), ("Future", "Future")] {
+        let plan = run(&snapshot, &named(&[name]), &EnforcementPolicy::default(), &caps_all());
+        assert_eq!(reasons(&plan), [("t1", expected, MatchKind::TitleFeature)]);
+    }
+    let aggressive = EnforcementPolicy { strictness: Strictness::Aggressive, ..EnforcementPolicy::default() };
+    let pair = snapshot_of(vec![liked(track("t1", "Beyoncé & JAY-Z", vec![]))], vec![]);
+    let plan = run(&pair, &named(&["Jay Z"]), &aggressive, &caps_all());
+    assert_eq!(reasons(&plan), [("t1", "Jay Z", MatchKind::NameOnly)]);
 }
 
 // --- diff ------------------------------------------------------------------------------

@@ -19,7 +19,7 @@
 //! The duration comes from `contentDetails.duration`, an ISO-8601 duration (`PT3M25S`).
 
 use chrono::{DateTime, Utc};
-use dnp_core::normalize::{featured_in_title, normalize_name, split_artist_list};
+use dnp_core::normalize::{featured_in_title, normalize_name, split_credits};
 use dnp_core::{ArtistCredit, CreditRole, Track};
 use serde::{Deserialize, Serialize};
 
@@ -360,9 +360,10 @@ fn display_form(haystack: &str, normalized: &str) -> String {
     normalized.to_owned()
 }
 
-/// The artist names of a credit list (`"A & B"`, `"A, B and C"`) in their display form.
-fn artist_names(list: &str) -> Vec<String> {
-    split_artist_list(list).iter().map(|n| display_form(list, n)).collect()
+/// The artist names of a credit list (`"A & B"`, `"A, B and C"`) in their display form;
+/// `channel_key`, the channel's own normalized name, is kept whole ("Simon & Garfunkel").
+fn artist_names(list: &str, channel_key: &str) -> Vec<String> {
+    split_credits(list, &[channel_key][..]).iter().map(|n| display_form(list, n)).collect()
 }
 
 /// The link that opens a video in YouTube Music.
@@ -430,7 +431,7 @@ pub fn video_track(
             Some(i) if !featured_in_prefix.is_empty() => prefix[..i].trim(),
             _ => prefix,
         };
-        for name in artist_names(primary_part) {
+        for name in artist_names(primary_part, &channel_key) {
             let id = (normalize_name(&name) == channel_key).then(|| channel_id.to_owned());
             artists.push(ArtistCredit { id, name, role: CreditRole::Primary });
         }
@@ -527,6 +528,19 @@ mod tests {
                 (None, "Beyoncé", CreditRole::Featured),
                 (None, "JAY-Z", CreditRole::Featured)
             ]
+        );
+    }
+
+    /// Regression: a band's own upload, "Simon & Garfunkel - The Boxer", was credited to
+    /// "Simon" and "Garfunkel" without the channel's id.
+    #[test]
+    fn a_channel_whose_name_has_an_ampersand_keeps_it_whole() {
+        let t = video_track("v8", "Simon & Garfunkel - The Boxer", "UCsg", "Simon & Garfunkel", None);
+        assert_eq!(credits(&t), [(Some("UCsg"), "Simon & Garfunkel", CreditRole::Primary)]);
+        let t = video_track("v9", "Earth, Wind & Fire & Drake - Song", "UCew", "Earth, Wind & Fire", None);
+        assert_eq!(
+            credits(&t),
+            [(Some("UCew"), "Earth, Wind & Fire", CreditRole::Primary), (None, "Drake", CreditRole::Primary)]
         );
     }
 
