@@ -81,7 +81,7 @@ function nameSection(me, line) {
       input.focus();
     }
   });
-  return section('Your name', form);
+  return section('Profile', form);
 }
 
 export async function render(main, ctx) {
