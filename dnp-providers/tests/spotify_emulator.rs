@@ -578,7 +578,9 @@ async fn latency_applies_per_request_without_serializing_them() {
     let elapsed = started.elapsed();
     assert!(statuses.iter().all(|s| *s == StatusCode::OK));
     assert!(elapsed >= Duration::from_millis(200), "latency applied: {elapsed:?}");
-    assert!(elapsed < Duration::from_millis(1200), "8 concurrent requests overlap: {elapsed:?}");
+    // One at a time they would take at least 8 x 200 ms = 1,600 ms; the margin below that is
+    // for a loaded CI machine.
+    assert!(elapsed < Duration::from_millis(1500), "8 concurrent requests overlap: {elapsed:?}");
     assert!(f.emulator.request_log().iter().all(|r| r.duration >= Duration::from_millis(200)));
 }
 
