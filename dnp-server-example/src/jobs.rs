@@ -347,6 +347,9 @@ async fn enforce(ctx: &JobContext, p: BatchPayload) -> Result<(), JobError> {
     Ok(())
 }
 
+/// Jobs a sweep enqueues in one `enqueue_many` call.
+const ENQUEUE_CHUNK: usize = 500;
+
 /// Enqueues a refresh of every connection whose access token expires within 24 hours,
 /// spread out in rate-limited batches.
 async fn refresh_sweep(ctx: &JobContext) -> Result<(), JobError> {
@@ -354,19 +357,25 @@ async fn refresh_sweep(ctx: &JobContext) -> Result<(), JobError> {
     let horizon = Utc::now() + chrono::Duration::hours(24);
     let due = state.tokens().expiring_before(horizon, 10_000).await?;
     let now = Utc::now();
-    let mut queued = 0u64;
+    let mut jobs = Vec::with_capacity(due.len());
     for (i, c) in due.iter().enumerate() {
         let Some(expires) = c.expires_at else { continue };
         let minute = (i / REFRESH_BATCH_PER_MINUTE) as i64;
         let payload = RefreshPayload { connection_id: c.id, user_id: c.user_id, provider: c.provider.clone() };
-        let job =
+        jobs.push(
             NewJob::new(TOKEN_REFRESH, serde_json::to_value(&payload).map_err(|e| JobError::permanent(e.to_string()))?)
                 .with_owner(c.user_id)
                 .with_idempotency_key(format!("token_refresh:{}:{}", c.id, expires.timestamp()))
                 .with_run_at(now + chrono::Duration::minutes(minute))
-                .with_max_attempts(REFRESH_ATTEMPTS);
-        state.queue().enqueue(job).await?;
-        queued += 1;
+                .with_max_attempts(REFRESH_ATTEMPTS),
+        );
+    }
+    // A few hundred jobs a transaction (one on the SQL queues): few commits, short locks.
+    let mut queued = 0u64;
+    let mut jobs = jobs.into_iter().peekable();
+    while jobs.peek().is_some() {
+        let chunk: Vec<NewJob> = jobs.by_ref().take(ENQUEUE_CHUNK).collect();
+        queued += state.queue().enqueue_many(chunk).await?.len() as u64;
     }
     ctx.report(queued, Some(queued), format!("{queued} connections to refresh"));
     Ok(())
