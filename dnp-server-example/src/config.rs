@@ -272,12 +272,9 @@ impl Config {
             }
             None => format!("sqlite://{}", data_dir.join("dnp.db").display()),
         };
-        let redis_url = match get("REDIS_URL") {
-            Some(url) if !(url.starts_with("redis://") || url.starts_with("rediss://")) => {
-                return Err(ConfigError::new("REDIS_URL", "must start with redis:// or rediss://"));
-            }
-            other => other,
-        };
+        // Its scheme (redis://, rediss://, redis+unix://, unix://) is checked once, by the
+        // queue's configuration below.
+        let redis_url = get("REDIS_URL").map(|u| u.trim().to_owned()).filter(|u| !u.is_empty());
 
         let bind_addr: SocketAddr = match get("BIND_ADDR") {
             Some(v) => v.parse().map_err(|_| {
@@ -504,6 +501,17 @@ mod tests {
         assert!(c.run_worker_in_serve);
         assert_eq!(c.public_base_url, "http://127.0.0.1:8080");
         assert_eq!(c.token_refresh_interval, Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn redis_may_be_reached_over_tcp_tls_or_a_unix_socket() {
+        for url in ["redis://h:6379/", "rediss://h/", "redis+unix:///run/redis.sock", "unix:///run/redis.sock"] {
+            let c = cfg(Mode::Serve, &[("SESSION_SECRET", SECRET), ("REDIS_URL", url)])
+                .unwrap_or_else(|e| panic!("{url}: {e}"));
+            assert!(c.redis_url.is_some(), "{url}");
+        }
+        let blank = cfg(Mode::Serve, &[("SESSION_SECRET", SECRET), ("REDIS_URL", " ")]).expect("blank is unset");
+        assert!(blank.redis_url.is_none());
     }
 
     #[test]
